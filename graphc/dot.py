@@ -1,0 +1,109 @@
+"""Graphviz DOT export: a picture of a graph, a function, or the nodes behind some outputs.
+
+Shapes and colors tell node kinds apart: placeholders are blue ellipses
+(fed), variables orange cylinders (state), constants grey notes, ops white
+boxes, outputs a bold red border; an update is a dashed edge from the new
+value to its variable.
+"""
+import os
+import shutil
+import subprocess
+
+from .errors import GraphError
+from .graph import Graph, Node, ancestors
+from .types import fmt_shape
+
+STYLE = {
+    "placeholder": 'shape=ellipse, style=filled, fillcolor="#cfe2ff"',
+    "variable": 'shape=cylinder, style=filled, fillcolor="#ffd8a8"',
+    "constant": 'shape=note, style=filled, fillcolor="#e9ecef"',
+}
+OP_STYLE = 'shape=box, style="rounded,filled", fillcolor="#ffffff"'
+
+
+def _esc(s):
+    return str(s).replace("\\", "\\\\").replace('"', '\\"')
+
+
+def _label(n):
+    head = n.op.name if n.name == n.op.name else f"{n.op.name}\\n{_esc(n.name)}"
+    if n.op.name in ("placeholder", "variable"):
+        head = f"{_esc(n.name)}\\n{n.op.name}"
+    if n.op.name == "constant":
+        v = n.attrs["value"]
+        head = f"const {_esc(v.item()) if v.size == 1 else _esc(n.name)}"
+    extra = _attr_text(n)
+    return f"{head}{extra}\\n{fmt_shape(n.shape)} {n.dtype}"
+
+
+def _attr_text(n):
+    shown = {k: v for k, v in n.attrs.items() if k not in ("value", "shape", "dtype", "index")}
+    if n.op.name == "getitem":
+        from graphc.ops.shape import index_key
+        return "\\n[" + _esc(", ".join(_fmt_key(k) for k in index_key(n.attrs["index"]))) + "]"
+    if n.op.name in ("reshape", "broadcast_to"):
+        shown["shape"] = n.attrs["shape"]
+    if n.op.name == "cast":
+        shown["dtype"] = str(n.attrs["dtype"])
+    return "".join(f"\\n{k}={_esc(v)}" for k, v in shown.items())
+
+
+def _fmt_key(k):
+    if isinstance(k, slice):
+        parts = ["" if p is None else str(p) for p in (k.start, k.stop, k.step)]
+        return ":".join(parts[:2]) + (f":{parts[2]}" if k.step is not None else "")
+    return "None" if k is None else str(k)
+
+
+def _collect(obj):
+    """(nodes, outputs, updates, title) of a graph, a function, a node or a list of nodes."""
+    if isinstance(obj, Graph):
+        return obj.nodes, [], {}, obj.name
+    if isinstance(obj, Node):
+        obj = [obj]
+    if isinstance(obj, (list, tuple)) and obj and all(isinstance(n, Node) for n in obj):
+        return ancestors(list(obj)), list(obj), {}, obj[0].graph.name
+    if hasattr(obj, "nodes") and hasattr(obj, "outputs"):   # a compiled function
+        return obj.nodes, obj.outputs, getattr(obj, "updates", {}), getattr(obj, "graph", obj).name
+    raise GraphError(f"to_dot needs a Graph, a function, a node or a list of nodes, got {obj!r}")
+
+
+def to_dot(obj, rankdir="TB"):
+    """DOT text for a Graph, a compiled function, a node or a list of nodes."""
+    nodes, outputs, updates, title = _collect(obj)
+    outs = set(outputs)
+    lines = [f'digraph "{_esc(title)}" {{', f"  rankdir={rankdir};",
+             '  node [fontname="Helvetica", fontsize=10];', '  edge [fontname="Helvetica", fontsize=9];']
+    for n in nodes:
+        style = STYLE.get(n.op.name, OP_STYLE)
+        if n in outs:
+            style += ', color="#c92a2a", penwidth=2.5'
+        lines.append(f'  n{n.id} [label="{_label(n)}", {style}];')
+    for n in nodes:
+        many = len(n.inputs) > 1 and n.op.name not in ("add", "multiply", "maximum", "minimum")
+        for i, x in enumerate(n.inputs):
+            label = f' [label="{i}"]' if many else ""
+            lines.append(f"  n{x.id} -> n{n.id}{label};")
+    for var, value in updates.items():
+        lines.append(f'  n{value.id} -> n{var.id} [style=dashed, color="#e8590c", label="update"];')
+    lines.append("}")
+    return "\n".join(lines) + "\n"
+
+
+def render(obj, path):
+    """Write a picture of obj to path (.svg, .png or .pdf) with Graphviz's `dot` program."""
+    fmt = os.path.splitext(path)[1].lstrip(".").lower()
+    if fmt not in ("svg", "png", "pdf"):
+        raise GraphError(f"render: cannot tell the format of {path!r}; end it in .svg, .png or .pdf")
+    dot = shutil.which("dot")
+    if dot is None:
+        raise GraphvizNotFound(
+            "render needs Graphviz's `dot` program, which is not on PATH. Install Graphviz "
+            "(Debian/Ubuntu: apt-get install graphviz; macOS: brew install graphviz; "
+            "conda: conda install graphviz), or write the text with gc.to_dot and view it elsewhere")
+    subprocess.run([dot, f"-T{fmt}", "-o", path], input=to_dot(obj).encode(), check=True)
+    return path
+
+
+class GraphvizNotFound(GraphError, RuntimeError):
+    """Graphviz's `dot` is not installed."""

@@ -1,0 +1,163 @@
+"""gc.function: turn (inputs, outputs, updates) into a callable on one backend.
+
+`Function` does what every backend shares: it checks the signature once at
+build time (inputs are this graph's placeholders, every needed placeholder is
+an input, each update fits its variable), and on each call binds and checks
+the arguments, works out every node's concrete type for the fed shapes
+(cached per shape signature), lets the backend run, then assigns updates.
+"""
+import importlib
+
+import numpy as np
+
+from .errors import ArgumentError, DTypeError, FeedError, ForeignNodeError, GraphError, ShapeError, where
+from .graph import Node, ancestors, user_location
+from .types import fmt_shape
+
+BACKENDS = {
+    "interp": "graphc.runtime.interp:InterpFunction",
+    "cpu": "graphc.runtime.cpu:CpuFunction",
+    "cuda": "graphc.runtime.cuda:CudaFunction",
+}
+
+
+def function(inputs, outputs, updates=None, backend="interp", **options):
+    """Compile a callable: `fn(*arrays) -> outputs`, assigning `updates` after each call.
+
+    inputs: placeholders, in the order the call passes them (also accepted by name).
+    outputs: a node (the call returns one array) or a list of nodes (a list).
+    updates: {variable: new value node}; all are computed from the old values, then assigned.
+    """
+    if backend not in BACKENDS:
+        raise GraphError(f"unknown backend {backend!r}; choose one of {', '.join(BACKENDS)}")
+    module, cls = BACKENDS[backend].split(":")
+    try:
+        impl = getattr(importlib.import_module(module), cls)
+    except ImportError as e:
+        raise GraphError(f"backend {backend!r} is not available: {e}") from None
+    return impl(inputs, outputs, updates, **options)
+
+
+class Function:
+    backend = None
+
+    def __init__(self, inputs, outputs, updates=None):
+        self.single = isinstance(outputs, Node)
+        self.outputs = [outputs] if self.single else list(outputs)
+        self.inputs = [inputs] if isinstance(inputs, Node) else list(inputs)
+        loc = user_location()
+        everything = self.inputs + self.outputs + list(dict(updates or {}))
+        for x in everything:
+            if not isinstance(x, Node):
+                raise GraphError(f"function: {x!r} is not a graph node{where(loc)}")
+        if not everything:
+            raise GraphError(f"function: nothing to compute{where(loc)}")
+        self.graph = everything[0].graph
+        for x in everything:
+            if x.graph is not self.graph:
+                raise ForeignNodeError(f"function: {x.name}{where(x.loc)} belongs to {x.graph.name}, "
+                                       f"the other nodes to {self.graph.name}{where(loc)}")
+        self._check_inputs(loc)
+        self.updates = self._check_updates(updates or {}, loc)
+        self.nodes = ancestors(self.outputs + list(self.updates.values()))
+        fed = set(self.inputs)
+        missing = [n for n in self.nodes if n.op.name == "placeholder" and n not in fed]
+        if missing:
+            raise FeedError("function: the outputs need placeholder(s) that are not inputs: "
+                            + ", ".join(f"{n.name}{where(n.loc)}" for n in missing) + where(loc))
+        self._types = {}   # shape signature -> {node: concrete TensorType}
+
+    def _check_inputs(self, loc):
+        for x in self.inputs:
+            if x.op.name != "placeholder":
+                raise FeedError(f"function: input {x.name} is a {x.op.name}, not a placeholder"
+                                f"{where(x.loc)}")
+        if len(set(self.inputs)) != len(self.inputs):
+            raise FeedError(f"function: an input is listed twice{where(loc)}")
+
+    def _check_updates(self, updates, loc):
+        from .api import as_node
+        checked = {}
+        for var, value in dict(updates).items():
+            if var.op.name != "variable":
+                raise GraphError(f"function: update target {var.name} is a {var.op.name}, "
+                                 f"not a variable{where(var.loc)}")
+            value = as_node(value, like=var)
+            if value.graph is not self.graph:
+                raise ForeignNodeError(f"function: the update of {var.name} comes from {value.graph.name}"
+                                       f"{where(value.loc)}")
+            vt, nt = var.type, value.type
+            shape_ok = len(vt.shape) == len(nt.shape) and all(b in (a, None) for a, b in zip(vt.shape, nt.shape))
+            if vt.dtype != nt.dtype:
+                raise DTypeError(f"function: update of variable {var.name} ({vt}{where(var.loc)}) "
+                                 f"has dtype {nt.dtype} ({nt}{where(value.loc)})")
+            if not shape_ok:
+                raise ShapeError(f"function: update of variable {var.name} ({vt}{where(var.loc)}) "
+                                 f"has shape {fmt_shape(nt.shape)}{where(value.loc)}")
+            checked[var] = value
+        return checked
+
+    # ------------------------------------------------------------ calling
+
+    def __call__(self, *args, **kwargs):
+        feeds = self._bind(args, kwargs)
+        types = self._specialize(feeds)
+        outs, new_values = self._run(feeds, types)
+        for var, value in new_values.items():
+            self.graph.values[var] = value
+        return outs[0] if self.single else outs
+
+    def _bind(self, args, kwargs):
+        names = [x.name for x in self.inputs]
+        if len(args) > len(self.inputs):
+            raise ArgumentError(f"function takes {len(self.inputs)} input(s) ({', '.join(names)}), "
+                                f"got {len(args)}")
+        values = dict(zip(self.inputs, args))
+        by_name = dict(zip(names, self.inputs))
+        for k, v in kwargs.items():
+            if k not in by_name:
+                raise ArgumentError(f"function got an unknown input {k!r}; inputs: {', '.join(names)}")
+            if by_name[k] in values:
+                raise ArgumentError(f"function got input {k!r} twice")
+            values[by_name[k]] = v
+        missing = [x for x in self.inputs if x not in values]
+        if missing:
+            raise ArgumentError(f"function missing input(s): {', '.join(x.name for x in missing)} "
+                                f"(takes {', '.join(names)})")
+        return {x: feed_array(x, values[x]) for x in self.inputs}
+
+    def _specialize(self, feeds):
+        sig = tuple(a.shape for a in feeds.values())
+        types = self._types.get(sig)
+        if types is None:
+            from graphc.runtime.specialize import concrete_types
+            types = self._types[sig] = concrete_types(self.nodes, {x: a.shape for x, a in feeds.items()})
+        return types
+
+    def _run(self, feeds, types):
+        """Return (list of output arrays, {variable: new value}). Backends implement this."""
+        raise NotImplementedError
+
+    def __repr__(self):
+        return (f"<{self.backend} function ({', '.join(x.name for x in self.inputs)}) -> "
+                f"{', '.join(x.name for x in self.outputs)}, {len(self.updates)} update(s)>")
+
+
+def feed_array(ph, value):
+    """Check a fed value against its placeholder; return it as an array of the right dtype."""
+    if isinstance(value, np.ndarray):
+        arr = value
+        if arr.dtype != ph.dtype:
+            raise DTypeError(f"input {ph.name} expects {ph.type}, got an array of dtype {arr.dtype} "
+                             f"(convert it with .astype(np.{ph.dtype}))" + where(ph.loc))
+    else:
+        if isinstance(value, Node):
+            raise FeedError(f"input {ph.name}: fed a graph node ({value.name}); feed a numpy array")
+        arr = np.asarray(value)
+        if not np.can_cast(arr.dtype, ph.dtype, "same_kind"):
+            raise DTypeError(f"input {ph.name} expects {ph.type}, got {arr.dtype} data" + where(ph.loc))
+        arr = arr.astype(ph.dtype)
+    if arr.ndim != len(ph.shape) or any(d is not None and d != s for d, s in zip(ph.shape, arr.shape)):
+        raise ShapeError(f"input {ph.name} expects shape {fmt_shape(ph.shape)}, got {fmt_shape(arr.shape)}"
+                         + where(ph.loc))
+    return arr

@@ -1,0 +1,236 @@
+"""The IR: a Graph owns immutable, hash-consed, single-output Nodes.
+
+A node is built by `Graph.add(op, inputs, attrs)`: the op infers the node's
+TensorType from its inputs' types (so shape errors surface at build time),
+and a node with the same op, inputs and attrs already in the graph is
+returned instead of a new one (hash-consing: CSE for free, and pass tests can
+compare nodes with `is`).
+
+Every node remembers the user's file and line where it was built, found by
+walking the call stack past graphc's own packages.
+"""
+import itertools
+import os
+import sys
+import threading
+
+from .errors import ForeignNodeError, GraphError, where
+
+# Folders whose frames are graphc's own; user_location() skips them. The
+# mapped packages (graphc.ops -> ops/, ...) add their folders when imported.
+INTERNAL_DIRS = {os.path.dirname(os.path.abspath(__file__))}
+
+
+def register_internal_dir(module_file):
+    INTERNAL_DIRS.add(os.path.dirname(os.path.abspath(module_file)))
+
+
+def user_location():
+    """(file, line) of the innermost frame outside graphc, or None."""
+    frame = sys._getframe(1)
+    while frame is not None:
+        filename = frame.f_code.co_filename
+        if not filename.startswith("<") and os.path.dirname(os.path.abspath(filename)) not in INTERNAL_DIRS:
+            return (filename, frame.f_lineno)
+        frame = frame.f_back
+    return None
+
+
+class Node:
+    """One value in the graph: `op` applied to `inputs` with `attrs`.
+
+    Immutable. Identity is the node: two nodes are equal only if they are the
+    same object (operators like `==` are not overloaded; use gc.equal).
+    """
+
+    __slots__ = ("op", "inputs", "attrs", "type", "name", "loc", "graph", "id")
+    __array_ufunc__ = None  # numpy defers to our reflected operators: ndarray * node -> node
+
+    def __init__(self, op, inputs, attrs, type, name, loc, graph, id):
+        for slot, value in zip(self.__slots__, (op, inputs, attrs, type, name, loc, graph, id)):
+            object.__setattr__(self, slot, value)
+
+    def __setattr__(self, key, value):
+        raise AttributeError("graphc nodes are immutable")
+
+    @property
+    def shape(self):
+        return self.type.shape
+
+    @property
+    def dtype(self):
+        return self.type.dtype
+
+    @property
+    def ndim(self):
+        return self.type.ndim
+
+    @property
+    def where(self):
+        """'file:line' where the node was built."""
+        return f"{self.loc[0]}:{self.loc[1]}" if self.loc else "<unknown>"
+
+    def __repr__(self):
+        return f"<Node {self.name}: {self.op.name} {self.type}{where(self.loc)}>"
+
+    def __bool__(self):
+        raise GraphError(f"{self.name} is a graph node; its value exists only when a function runs, "
+                         "so it has no truth value (use gc.where for a choice inside the graph)")
+
+    def __iter__(self):
+        raise GraphError(f"cannot iterate over graph node {self.name}; index it with [] instead")
+
+    def __len__(self):
+        raise GraphError(f"len() of graph node {self.name}: use .shape[0]")
+
+    # Operators build nodes through the public API (imported late: api imports this module).
+    def __add__(self, other): return _api().add(self, other)
+    def __radd__(self, other): return _api().add(other, self)
+    def __sub__(self, other): return _api().subtract(self, other)
+    def __rsub__(self, other): return _api().subtract(other, self)
+    def __mul__(self, other): return _api().multiply(self, other)
+    def __rmul__(self, other): return _api().multiply(other, self)
+    def __truediv__(self, other): return _api().divide(self, other)
+    def __rtruediv__(self, other): return _api().divide(other, self)
+    def __pow__(self, other): return _api().power(self, other)
+    def __rpow__(self, other): return _api().power(other, self)
+    def __matmul__(self, other): return _api().matmul(self, other)
+    def __rmatmul__(self, other): return _api().matmul(other, self)
+    def __neg__(self): return _api().negative(self)
+    def __pos__(self): return self
+    def __abs__(self): return _api().abs(self)
+    def __lt__(self, other): return _api().less(self, other)
+    def __le__(self, other): return _api().less_equal(self, other)
+    def __gt__(self, other): return _api().greater(self, other)
+    def __ge__(self, other): return _api().greater_equal(self, other)
+    def __and__(self, other): return _api().logical_and(self, other)
+    def __or__(self, other): return _api().logical_or(self, other)
+    def __invert__(self): return _api().logical_not(self)
+    def __getitem__(self, key): return _api().getitem(self, key)
+    __hash__ = object.__hash__
+    __eq__ = object.__eq__
+
+    @property
+    def T(self):
+        return _api().transpose(self)
+
+
+def _api():
+    from . import api
+    return api
+
+
+class Graph:
+    """A container of nodes. `with Graph() as g:` makes g the default graph.
+
+    Nodes are kept in creation order, which is a topological order: a node's
+    inputs always exist before it. Variable values live here (`values`), so
+    every function compiled from the graph sees the same state.
+    """
+
+    _ids = itertools.count()
+
+    def __init__(self, name=None):
+        self.name = name or f"graph{next(Graph._ids)}"
+        self.nodes = []
+        self.values = {}          # variable node -> its current numpy value
+        self._by_key = {}         # hash-consing table
+        self._names = set()
+        self._counters = {}
+
+    def __enter__(self):
+        _default.stack.append(self)
+        return self
+
+    def __exit__(self, *exc):
+        _default.stack.pop()
+        return False
+
+    def __repr__(self):
+        return f"<Graph {self.name}: {len(self.nodes)} nodes>"
+
+    def __contains__(self, node):
+        return isinstance(node, Node) and node.graph is self
+
+    def _unique_name(self, base):
+        if base not in self._names:
+            self._names.add(base)
+            return base
+        n = self._counters.get(base, 0)
+        while f"{base}_{n}" in self._names:
+            n += 1
+        self._counters[base] = n + 1
+        self._names.add(f"{base}_{n}")
+        return f"{base}_{n}"
+
+    def add(self, op, inputs=(), attrs=None, name=None, loc=None):
+        """Return the node for `op(inputs, **attrs)`, building it if it is new."""
+        attrs = dict(attrs or {})
+        inputs = tuple(inputs)
+        for x in inputs:
+            if not isinstance(x, Node):
+                raise GraphError(f"{op.name}: input {x!r} is not a graph node")
+            if x.graph is not self:
+                raise ForeignNodeError(
+                    f"{op.name}: input {x.name} belongs to {x.graph.name}{where(x.loc)}, "
+                    f"not to {self.name}; build all nodes of one computation in one graph"
+                    f"{where(user_location())}")
+        types = tuple(x.type for x in inputs)
+        try:
+            attrs = op.canonical(types, **attrs)
+            key = (op.name, tuple(x.id for x in inputs), op.key(attrs))
+            found = self._by_key.get(key)
+            if found is not None:
+                return found
+            ttype = op.infer(types, **attrs)
+        except GraphError as e:
+            loc = loc or user_location()
+            shapes = ", ".join(str(t) for t in types)
+            raise type(e)(f"{op.name}({shapes}): {e}{where(loc)}") from None
+        loc = loc or user_location()
+        node = Node(op, inputs, attrs, ttype, self._unique_name(name or op.name), loc, self, len(self.nodes))
+        self.nodes.append(node)
+        self._by_key[key] = node
+        return node
+
+    def variables(self):
+        return [n for n in self.nodes if n.op.name == "variable"]
+
+    def placeholders(self):
+        return [n for n in self.nodes if n.op.name == "placeholder"]
+
+
+class _DefaultStack(threading.local):
+    def __init__(self):
+        self.stack = []
+        self.root = None
+
+
+_default = _DefaultStack()
+
+
+def get_default_graph():
+    """The innermost `with Graph()` block's graph, else a process-wide default graph."""
+    if _default.stack:
+        return _default.stack[-1]
+    if _default.root is None:
+        _default.root = Graph("default")
+    return _default.root
+
+
+def reset_default_graph():
+    _default.root = None
+
+
+def ancestors(nodes):
+    """All nodes the given nodes depend on (themselves included), in topological order."""
+    seen = set()
+    stack = list(nodes)
+    while stack:
+        n = stack.pop()
+        if n.id in seen:
+            continue
+        seen.add(n.id)
+        stack.extend(n.inputs)
+    graph = nodes[0].graph if nodes else None
+    return [n for n in graph.nodes if n.id in seen] if graph else []

@@ -1,0 +1,40 @@
+"""matmul with numpy's semantics: 2-D, batched (leading dims broadcast), and 1-D operands."""
+import numpy as np
+
+from graphc.errors import DTypeError, ShapeError
+from graphc.types import TensorType, bool_, broadcast_shapes, fmt_shape
+
+from .base import Op, probe_dtype, register
+
+
+def matmul_shape(a, b):
+    if len(a) == 0 or len(b) == 0:
+        raise ShapeError("matmul needs operands of rank >= 1 (use * for scalars)")
+    a2 = (1,) + a if len(a) == 1 else a          # a vector is a row...
+    b2 = b + (1,) if len(b) == 1 else b          # ...or a column
+    k1, k2 = a2[-1], b2[-2]
+    if k1 is not None and k2 is not None and k1 != k2:
+        raise ShapeError(f"inner dimensions differ: {fmt_shape(a)} @ {fmt_shape(b)} "
+                         f"({k1} != {k2})")
+    batch = broadcast_shapes(a2[:-2], b2[:-2])
+    out = batch + (a2[-2], b2[-1])
+    if len(a) == 1:
+        out = out[:-2] + out[-1:]
+    if len(b) == 1:
+        out = out[:-1]
+    return out
+
+
+@register
+class Matmul(Op):
+    name = "matmul"
+    kind = "opaque"
+
+    def infer(self, types):
+        a, b = types
+        if a.dtype == bool_ or b.dtype == bool_:
+            raise DTypeError("matmul needs numeric tensors, got bool")
+        return TensorType(matmul_shape(a.shape, b.shape), probe_dtype(self, [a.dtype, b.dtype]))
+
+    def ref(self, a, b):
+        return np.asarray(np.matmul(a, b))

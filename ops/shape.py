@@ -1,0 +1,279 @@
+"""Shape ops: reshape, transpose, expand_dims, squeeze, broadcast_to, concatenate,
+basic slicing (getitem) and pad. Their numpy references return views where
+numpy does; executors copy what they must."""
+import math
+
+import numpy as np
+
+from graphc.errors import DTypeError, GraphError, ShapeError
+from graphc.types import TensorType, fmt_shape, normalize_axes, normalize_axis
+
+from .base import Op, register
+
+
+@register
+class Reshape(Op):
+    """reshape(x, shape): one entry of shape may be -1 (inferred)."""
+    name = "reshape"
+    kind = "shape"
+
+    def canonical(self, types, shape):
+        shape = (shape,) if isinstance(shape, (int, np.integer)) else tuple(shape)
+        if not all(d is None or isinstance(d, (int, np.integer)) for d in shape):
+            raise ShapeError(f"target shape must hold ints, got {shape}")
+        return {"shape": tuple(-1 if d is None else int(d) for d in shape)}
+
+    def infer(self, types, shape):
+        (t,) = types
+        if sum(d == -1 for d in shape) > 1 or any(d < -1 for d in shape):
+            raise ShapeError(f"bad target shape {shape}: sizes must be >= 0, with at most one -1")
+        known = math.prod(d for d in shape if d != -1)
+        if not t.is_concrete:
+            return TensorType(tuple(None if d == -1 else d for d in shape), t.dtype)
+        if -1 in shape:
+            if known == 0 or t.size % known:
+                raise ShapeError(f"cannot reshape {fmt_shape(t.shape)} ({t.size} elements) into {shape}")
+            shape = tuple(t.size // known if d == -1 else d for d in shape)
+        elif known != t.size:
+            raise ShapeError(f"cannot reshape {fmt_shape(t.shape)} ({t.size} elements) "
+                             f"into {fmt_shape(shape)} ({known} elements)")
+        return TensorType(shape, t.dtype)
+
+    def ref(self, x, shape):
+        return x.reshape(shape)
+
+
+@register
+class Transpose(Op):
+    """transpose(x, axes): output axis i is input axis axes[i]."""
+    name = "transpose"
+    kind = "shape"
+
+    def canonical(self, types, axes=None):
+        nd = types[0].ndim
+        if axes is None:
+            return {"axes": tuple(reversed(range(nd)))}
+        if len(axes) != nd:
+            raise ShapeError(f"axes {tuple(axes)} do not match a tensor of rank {nd}")
+        return {"axes": tuple(normalize_axis(a, nd, self.name) for a in axes)}
+
+    def infer(self, types, axes):
+        (t,) = types
+        if sorted(axes) != list(range(t.ndim)):
+            raise ShapeError(f"axes {axes} are not a permutation of the {t.ndim} axes of {fmt_shape(t.shape)}")
+        return TensorType(tuple(t.shape[a] for a in axes), t.dtype)
+
+    def ref(self, x, axes):
+        return np.transpose(x, axes)
+
+
+@register
+class ExpandDims(Op):
+    """expand_dims(x, axis): new size-1 axes at the given (output) positions."""
+    name = "expand_dims"
+    kind = "shape"
+
+    def canonical(self, types, axis):
+        n_new = 1 if isinstance(axis, (int, np.integer)) else len(axis)
+        return {"axis": normalize_axes(axis, types[0].ndim + n_new, self.name)}
+
+    def infer(self, types, axis):
+        (t,) = types
+        shape = list(t.shape)
+        for a in axis:
+            shape.insert(a, 1)
+        return TensorType(tuple(shape), t.dtype)
+
+    def ref(self, x, axis):
+        return np.expand_dims(x, axis)
+
+
+@register
+class Squeeze(Op):
+    """squeeze(x, axis): drop the given size-1 axes."""
+    name = "squeeze"
+    kind = "shape"
+
+    def canonical(self, types, axis=None):
+        shape = types[0].shape
+        if axis is None:
+            if None in shape:
+                raise ShapeError(f"squeeze of {fmt_shape(shape)} needs an explicit axis: "
+                                 "a size known only at call time might or might not be 1")
+            return {"axis": tuple(i for i, d in enumerate(shape) if d == 1)}
+        return {"axis": normalize_axes(axis, len(shape), self.name)}
+
+    def infer(self, types, axis):
+        (t,) = types
+        for a in axis:
+            if t.shape[a] not in (1, None):
+                raise ShapeError(f"cannot squeeze axis {a} of size {t.shape[a]} in {fmt_shape(t.shape)}")
+        return TensorType(tuple(d for i, d in enumerate(t.shape) if i not in axis), t.dtype)
+
+    def ref(self, x, axis):
+        return np.squeeze(x, axis)
+
+
+@register
+class BroadcastTo(Op):
+    name = "broadcast_to"
+    kind = "shape"
+
+    def canonical(self, types, shape):
+        shape = (shape,) if isinstance(shape, (int, np.integer)) else tuple(shape)
+        if not all(isinstance(d, (int, np.integer)) for d in shape):
+            raise ShapeError(f"target shape must hold ints, got {shape}")
+        return {"shape": tuple(int(d) for d in shape)}
+
+    def infer(self, types, shape):
+        (t,) = types
+        ok = len(shape) >= t.ndim and all(
+            d in (1, s, None) for d, s in zip(t.shape, shape[len(shape) - t.ndim:]))
+        if not ok or any(s is None or s < 0 for s in shape):
+            raise ShapeError(f"cannot broadcast {fmt_shape(t.shape)} to {fmt_shape(shape)}")
+        return TensorType(shape, t.dtype)
+
+    def ref(self, x, shape):
+        return np.broadcast_to(x, shape)
+
+
+@register
+class Concatenate(Op):
+    """concatenate(xs, axis): join tensors of equal rank along an existing axis."""
+    name = "concatenate"
+    kind = "shape"
+
+    def canonical(self, types, axis=0):
+        if not types:
+            raise ShapeError("needs at least one tensor")
+        return {"axis": normalize_axis(axis, types[0].ndim, self.name)}
+
+    def infer(self, types, axis):
+        if not types:
+            raise ShapeError("needs at least one tensor")
+        nd = types[0].ndim
+        if any(t.ndim != nd for t in types):
+            raise ShapeError("all tensors need the same rank, got " + ", ".join(fmt_shape(t.shape) for t in types))
+        out = []
+        for i in range(nd):
+            dims = [t.shape[i] for t in types]
+            if i == axis:
+                out.append(None if None in dims else sum(dims))
+            else:
+                known = {d for d in dims if d is not None}
+                if len(known) > 1:
+                    raise ShapeError("sizes differ off the joined axis: "
+                                     + ", ".join(fmt_shape(t.shape) for t in types))
+                out.append(known.pop() if known else None)
+        return TensorType(tuple(out), np.result_type(*[t.dtype for t in types]))
+
+    def ref(self, *xs, axis):
+        return np.concatenate(xs, axis=axis)
+
+
+def normalize_index(key, shape):
+    """A basic-indexing key -> tuple of ('int', i) | ('slice', start, stop, step) | ('new',).
+
+    Ellipsis is expanded so every input axis is covered by exactly one entry.
+    """
+    if not isinstance(key, tuple):
+        key = (key,)
+    n_used = sum(1 for k in key if k is not None and k is not Ellipsis)
+    if sum(k is Ellipsis for k in key) > 1:
+        raise ShapeError("an index can only have a single ellipsis ('...')")
+    if n_used > len(shape):
+        raise ShapeError(f"too many indices ({n_used}) for a tensor of shape {fmt_shape(shape)}")
+    out, axis = [], 0
+    for k in key:
+        if k is Ellipsis:
+            for _ in range(len(shape) - n_used):
+                out.append(("slice", None, None, None))
+                axis += 1
+        elif k is None:
+            out.append(("new",))
+        elif isinstance(k, slice):
+            parts = (k.start, k.stop, k.step)
+            if any(p is not None and not isinstance(p, (int, np.integer)) for p in parts):
+                raise ShapeError(f"slice bounds must be ints, got {k}")
+            if k.step == 0:
+                raise ShapeError("slice step cannot be zero")
+            out.append(("slice",) + tuple(None if p is None else int(p) for p in parts))
+            axis += 1
+        elif isinstance(k, (int, np.integer)) and not isinstance(k, (bool, np.bool_)):
+            d = shape[axis]
+            if d is not None and not -d <= k < d:
+                raise ShapeError(f"index {k} is out of range for axis {axis} of size {d}")
+            out.append(("int", int(k)))
+            axis += 1
+        else:
+            raise GraphError(f"only basic indexing (ints, slices, None, ...) is supported, got {k!r}")
+    out.extend(("slice", None, None, None) for _ in range(len(shape) - axis))
+    return tuple(out)
+
+
+def index_key(index):
+    """The numpy key for a normalized index."""
+    return tuple(k[1] if k[0] == "int" else None if k[0] == "new" else slice(*k[1:]) for k in index)
+
+
+@register
+class GetItem(Op):
+    name = "getitem"
+    kind = "shape"
+
+    def canonical(self, types, index):
+        if isinstance(index, tuple) and index and isinstance(index[0], tuple):
+            return {"index": index}          # already normalized
+        return {"index": normalize_index(index, types[0].shape)}
+
+    def infer(self, types, index):
+        (t,) = types
+        shape, axis = [], 0
+        for k in index:
+            if k[0] == "new":
+                shape.append(1)
+                continue
+            d = t.shape[axis]
+            axis += 1
+            if k[0] == "int":
+                if d is not None and not -d <= k[1] < d:
+                    raise ShapeError(f"index {k[1]} is out of range for axis {axis - 1} of size {d}")
+            else:
+                shape.append(None if d is None else len(range(*slice(*k[1:]).indices(d))))
+        return TensorType(tuple(shape), t.dtype)
+
+    def ref(self, x, index):
+        return np.asarray(x[index_key(index)])
+
+
+@register
+class Pad(Op):
+    """pad(x, pad_width, value): constant padding; pad_width is ((before, after), ...) per axis."""
+    name = "pad"
+    kind = "shape"
+
+    def canonical(self, types, pad_width, value=0):
+        nd = types[0].ndim
+        try:
+            pw = np.broadcast_to(np.asarray(pad_width, dtype=object), (nd, 2))
+            pw = tuple((int(a), int(b)) for a, b in pw)
+        except (ValueError, TypeError):
+            raise ShapeError(f"pad_width {pad_width!r} is not an int, a (before, after) pair, "
+                             f"or one pair per axis of a rank-{nd} tensor") from None
+        if not isinstance(value, (int, float, bool, np.number, np.bool_)):
+            raise ShapeError(f"pad value must be a number, got {value!r}")
+        return {"pad_width": pw, "value": value.item() if hasattr(value, "item") else value}
+
+    def infer(self, types, pad_width, value=0):
+        (t,) = types
+        if len(pad_width) != t.ndim or any(len(p) != 2 or min(p) < 0 for p in pad_width):
+            raise ShapeError(f"pad_width {pad_width} needs one (before, after) pair of "
+                             f"non-negative ints per axis of {fmt_shape(t.shape)}")
+        if t.dtype.kind in "iub" and float(value) != int(value):
+            raise DTypeError(f"pad value {value} does not fit {t.dtype}")
+        return TensorType(tuple(None if d is None else d + a + b for d, (a, b) in zip(t.shape, pad_width)),
+                          t.dtype)
+
+    def ref(self, x, pad_width, value=0):
+        return np.pad(x, pad_width, constant_values=x.dtype.type(value))
+

@@ -1,0 +1,58 @@
+"""The interpreter: run the graph node by node with each op's numpy reference.
+
+It is the oracle every other backend and every pass is tested against, so it
+stays simple: no rewriting, no buffers, values freed after their last use.
+"""
+import numpy as np
+
+from graphc.errors import GraphError, where
+from graphc.function import Function
+
+
+class InterpFunction(Function):
+    backend = "interp"
+
+    def __init__(self, inputs, outputs, updates=None):
+        super().__init__(inputs, outputs, updates)
+        keep = set(self.outputs) | set(self.updates.values())
+        last_use = {}
+        for i, n in enumerate(self.nodes):
+            for x in n.inputs:
+                last_use[x] = i
+        # after running node i, drop the inputs whose last use it was
+        self._free_after = [[x for x in set(n.inputs) if last_use[x] == i and x not in keep]
+                            for i, n in enumerate(self.nodes)]
+
+    def _run(self, feeds, types):
+        values = {}
+        with np.errstate(all="ignore"):   # inf/nan follow IEEE rules, as in the compiled backends
+            for n, free in zip(self.nodes, self._free_after):
+                values[n] = self._eval(n, values, feeds, types[n])
+                for x in free:
+                    del values[x]
+        protected = {id(a) for a in feeds.values()} | {id(a) for a in self.graph.values.values()}
+
+        def owned(a):  # the caller may keep and mutate what we return
+            return a if a.flags.owndata and a.flags.writeable and id(a) not in protected else a.copy()
+
+        outs = [owned(values[n]) for n in self.outputs]
+        return outs, {var: owned(values[v]) for var, v in self.updates.items()}
+
+    def _eval(self, n, values, feeds, ttype):
+        op = n.op.name
+        if op == "placeholder":
+            return feeds[n]
+        if op == "variable":
+            return self.graph.values[n]
+        if op == "constant":
+            return n.attrs["value"]
+        args = [values[x] for x in n.inputs]
+        try:
+            out = np.asarray(n.op.ref(*args, **n.attrs))
+        except Exception as e:  # a numpy error at run time, e.g. int ** negative int
+            shapes = ", ".join(f"{a.dtype}{list(a.shape)}" for a in args)
+            raise GraphError(f"{op}({shapes}) failed at call time: {e}{where(n.loc)}") from e
+        if out.shape != ttype.shape or out.dtype != ttype.dtype:
+            raise GraphError(f"internal: {op} produced {out.dtype}{list(out.shape)}, "
+                             f"its type says {ttype}{where(n.loc)}")
+        return out
