@@ -18,7 +18,10 @@ from .types import DTYPES, TensorType, as_dtype, float32
 
 def placeholder(shape, dtype=float32, name=None):
     """An input fed when the function is called. A None in `shape` is a size given at call time."""
-    shape = (shape,) if isinstance(shape, (int, np.integer)) or shape is None else tuple(shape)
+    try:
+        shape = (shape,) if isinstance(shape, (int, np.integer)) or shape is None else tuple(shape)
+    except TypeError:
+        shape = (shape,)     # not a sequence: the check below reports it
     if not all(d is None or (isinstance(d, (int, np.integer)) and d >= 0) for d in shape):
         raise ShapeError(f"placeholder shape must hold non-negative ints or None, got {shape}"
                          f"{at(user_location())}")
@@ -64,11 +67,21 @@ def get_value(var):
 def set_value(var, value):
     """Replace a variable's value; the shape and dtype must stay the same."""
     _check_variable(var)
-    arr = np.asarray(value)
+    if isinstance(value, Node):
+        raise GraphError(f"set_value({var.name}): got graph node {value.name}; pass a numpy array"
+                         f"{at(user_location())}")
+    try:
+        arr = np.asarray(value)
+    except (ValueError, TypeError) as e:   # e.g. a ragged list
+        raise DTypeError(f"set_value({var.name}): cannot make an array of {value!r}: {e}"
+                         f"{at(user_location())}") from None
+    if not isinstance(value, np.ndarray) and np.can_cast(arr.dtype, var.dtype, "same_kind"):
+        arr = arr.astype(var.dtype)     # a Python number or list takes the variable's dtype, as a feed does
     if arr.shape != var.shape or arr.dtype != var.dtype:
-        raise ShapeError(f"set_value({var.name}): the variable is {var.type}, "
-                         f"the value is {TensorType(arr.shape, arr.dtype) if arr.dtype in DTYPES else arr.dtype}"
-                         f"{at(var.loc)}")
+        error = ShapeError if arr.shape != var.shape else DTypeError
+        raise error(f"set_value({var.name}): the variable is {var.type}, "
+                    f"the value is {TensorType(arr.shape, arr.dtype) if arr.dtype in DTYPES else arr.dtype}"
+                    f"{at(var.loc)}")
     var.graph.values[var] = arr.copy()
 
 
@@ -176,6 +189,8 @@ def elu(x, alpha=1.0, name=None):
 
 def where(cond, a, b, name=None):
     """a where cond is true, else b (cond must be bool)."""
+    if isinstance(cond, (bool, np.bool_)):   # a Python bool stays bool (np.where(True, a, b)), not a's dtype
+        cond = constant(bool(cond), graph=_graph_of([a, b]))
     return _apply("where", [cond, a, b], name=name)
 
 
@@ -231,7 +246,10 @@ def broadcast_to(x, shape, name=None):
 
 
 def concatenate(xs, axis=0, name=None):
-    xs = list(xs)
+    try:
+        xs = list(xs)
+    except TypeError:
+        raise ShapeError(f"concatenate needs a list of tensors, got {xs!r}{at(user_location())}") from None
     return _apply("concatenate", xs, name=name, axis=axis)
 
 

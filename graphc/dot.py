@@ -64,7 +64,10 @@ def _collect(obj):
     if isinstance(obj, (list, tuple)) and obj and all(isinstance(n, Node) for n in obj):
         return ancestors(list(obj)), list(obj), {}, obj[0].graph.name
     if hasattr(obj, "nodes") and hasattr(obj, "outputs"):   # a compiled function
-        return obj.nodes, obj.outputs, getattr(obj, "updates", {}), getattr(obj, "graph", obj).name
+        updates = getattr(obj, "updates", {})
+        # an updated variable that nothing reads is not among obj.nodes, but its update edge needs it
+        nodes = list(obj.nodes) + [v for v in updates if v not in set(obj.nodes)]
+        return nodes, obj.outputs, updates, getattr(obj, "graph", obj).name
     raise GraphError(f"to_dot needs a Graph, a function, a node or a list of nodes, got {obj!r}")
 
 

@@ -28,7 +28,7 @@ def function(inputs, outputs, updates=None, backend="interp", **options):
     outputs: a node (the call returns one array) or a list of nodes (a list).
     updates: {variable: new value node}; all are computed from the old values, then assigned.
     """
-    if backend not in BACKENDS:
+    if not isinstance(backend, str) or backend not in BACKENDS:
         raise GraphError(f"unknown backend {backend!r}; choose one of {', '.join(BACKENDS)}")
     module, cls = BACKENDS[backend].split(":")
     try:
@@ -43,9 +43,18 @@ class Function:
 
     def __init__(self, inputs, outputs, updates=None):
         self.single = isinstance(outputs, Node)
-        self.outputs = [outputs] if self.single else list(outputs)
-        self.inputs = [inputs] if isinstance(inputs, Node) else list(inputs)
         loc = user_location()
+        try:
+            self.outputs = [outputs] if self.single else list(outputs)
+            self.inputs = [inputs] if isinstance(inputs, Node) else list(inputs)
+        except TypeError:
+            raise GraphError(f"function: inputs and outputs must each be a node or a list of nodes, "
+                             f"got {inputs!r} and {outputs!r}{where(loc)}") from None
+        try:
+            updates = dict(updates or {})
+        except (TypeError, ValueError, GraphError):
+            raise GraphError(f"function: updates must be a dict {{variable: new value}}, got {updates!r}"
+                             f"{where(loc)}") from None
         everything = self.inputs + self.outputs + list(dict(updates or {}))
         for x in everything:
             if not isinstance(x, Node):
@@ -55,8 +64,9 @@ class Function:
         self.graph = everything[0].graph
         for x in everything:
             if x.graph is not self.graph:
+                first = everything[0]
                 raise ForeignNodeError(f"function: {x.name}{where(x.loc)} belongs to {x.graph.name}, "
-                                       f"the other nodes to {self.graph.name}{where(loc)}")
+                                       f"but {first.name}{where(first.loc)} to {self.graph.name}{where(loc)}")
         self._check_inputs(loc)
         self.updates = self._check_updates(updates or {}, loc)
         self.nodes = ancestors(self.outputs + list(self.updates.values()))
@@ -131,7 +141,13 @@ class Function:
         types = self._types.get(sig)
         if types is None:
             from graphc.runtime.specialize import concrete_types
-            types = self._types[sig] = concrete_types(self.nodes, {x: a.shape for x, a in feeds.items()})
+            types = concrete_types(self.nodes, {x: a.shape for x, a in feeds.items()})
+            for var, value in self.updates.items():   # a None dim must not change a variable's shape
+                if types[value].shape != var.shape:
+                    raise ShapeError(f"function: at call time the update of variable {var.name} "
+                                     f"({var.type}{where(var.loc)}) has shape "
+                                     f"{fmt_shape(types[value].shape)}{where(value.loc)}")
+            self._types[sig] = types
         return types
 
     def _run(self, feeds, types):
@@ -153,7 +169,11 @@ def feed_array(ph, value):
     else:
         if isinstance(value, Node):
             raise FeedError(f"input {ph.name}: fed a graph node ({value.name}); feed a numpy array")
-        arr = np.asarray(value)
+        try:
+            arr = np.asarray(value)
+        except (ValueError, TypeError) as e:   # e.g. a ragged list
+            raise FeedError(f"input {ph.name} expects {ph.type}, cannot make an array of {value!r}: {e}"
+                            + where(ph.loc)) from None
         if not np.can_cast(arr.dtype, ph.dtype, "same_kind"):
             raise DTypeError(f"input {ph.name} expects {ph.type}, got {arr.dtype} data" + where(ph.loc))
         arr = arr.astype(ph.dtype)

@@ -53,6 +53,9 @@ class Node:
     def __setattr__(self, key, value):
         raise AttributeError("graphc nodes are immutable")
 
+    def __delattr__(self, key):
+        raise AttributeError("graphc nodes are immutable")
+
     @property
     def shape(self):
         return self.type.shape
@@ -105,6 +108,8 @@ class Node:
     def __ge__(self, other): return _api().greater_equal(self, other)
     def __and__(self, other): return _api().logical_and(self, other)
     def __or__(self, other): return _api().logical_or(self, other)
+    def __rand__(self, other): return _api().logical_and(other, self)
+    def __ror__(self, other): return _api().logical_or(other, self)
     def __invert__(self): return _api().logical_not(self)
     def __getitem__(self, key): return _api().getitem(self, key)
     __hash__ = object.__hash__
@@ -171,9 +176,11 @@ class Graph:
             if not isinstance(x, Node):
                 raise GraphError(f"{op.name}: input {x!r} is not a graph node")
             if x.graph is not self:
+                mine = next((y for y in inputs if isinstance(y, Node) and y.graph is self), None)
                 raise ForeignNodeError(
                     f"{op.name}: input {x.name} belongs to {x.graph.name}{where(x.loc)}, "
-                    f"not to {self.name}; build all nodes of one computation in one graph"
+                    f"not to {self.name}" + (f" (as {mine.name} does{where(mine.loc)})" if mine is not None else "")
+                    + "; build all nodes of one computation in one graph"
                     f"{where(user_location())}")
         types = tuple(x.type for x in inputs)
         try:

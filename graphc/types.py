@@ -107,6 +107,8 @@ def normalize_axes(axis, ndim, op="op"):
         return tuple(range(ndim))
     if isinstance(axis, (int, np.integer)):
         axis = (axis,)
+    if not isinstance(axis, (tuple, list)):
+        raise AxisError(f"axis must be None, an int or a tuple of ints, got {axis!r}")
     axes = tuple(normalize_axis(a, ndim, op) for a in axis)
     if len(set(axes)) != len(axes):
         raise AxisError(f"repeated axis in {tuple(axis)}")

@@ -123,6 +123,8 @@ class LeakyRelu(Unary):
     float_only = True
 
     def canonical(self, types, alpha=0.01):
+        if not isinstance(alpha, (int, float, np.integer, np.floating)) or isinstance(alpha, bool):
+            raise DTypeError(f"alpha must be a number, got {alpha!r}")
         return {"alpha": float(alpha)}
 
     def ref(self, x, alpha=0.01):
@@ -135,6 +137,8 @@ class Elu(Unary):
     float_only = True
 
     def canonical(self, types, alpha=1.0):
+        if not isinstance(alpha, (int, float, np.integer, np.floating)) or isinstance(alpha, bool):
+            raise DTypeError(f"alpha must be a number, got {alpha!r}")
         return {"alpha": float(alpha)}
 
     def ref(self, x, alpha=1.0):

@@ -5,7 +5,7 @@ import math
 
 import numpy as np
 
-from graphc.errors import DTypeError, GraphError, ShapeError
+from graphc.errors import AxisError, DTypeError, GraphError, ShapeError
 from graphc.types import TensorType, fmt_shape, normalize_axes, normalize_axis
 
 from .base import Op, register
@@ -18,7 +18,10 @@ class Reshape(Op):
     kind = "shape"
 
     def canonical(self, types, shape):
-        shape = (shape,) if isinstance(shape, (int, np.integer)) else tuple(shape)
+        try:
+            shape = (shape,) if isinstance(shape, (int, np.integer)) else tuple(shape)
+        except TypeError:
+            raise ShapeError(f"target shape must be an int or a tuple of ints, got {shape!r}") from None
         if not all(d is None or isinstance(d, (int, np.integer)) for d in shape):
             raise ShapeError(f"target shape must hold ints, got {shape}")
         return {"shape": tuple(-1 if d is None else int(d) for d in shape)}
@@ -53,8 +56,10 @@ class Transpose(Op):
         nd = types[0].ndim
         if axes is None:
             return {"axes": tuple(reversed(range(nd)))}
-        if len(axes) != nd:
-            raise ShapeError(f"axes {tuple(axes)} do not match a tensor of rank {nd}")
+        if isinstance(axes, (int, np.integer)):
+            axes = (axes,)
+        if not isinstance(axes, (tuple, list)) or len(axes) != nd:
+            raise ShapeError(f"axes {axes!r} do not match a tensor of rank {nd}")
         return {"axes": tuple(normalize_axis(a, nd, self.name) for a in axes)}
 
     def infer(self, types, axes):
@@ -74,7 +79,9 @@ class ExpandDims(Op):
     kind = "shape"
 
     def canonical(self, types, axis):
-        n_new = 1 if isinstance(axis, (int, np.integer)) else len(axis)
+        if axis is None:
+            raise AxisError("expand_dims needs an axis (an int or a tuple of ints), got None")
+        n_new = len(axis) if isinstance(axis, (tuple, list)) else 1
         return {"axis": normalize_axes(axis, types[0].ndim + n_new, self.name)}
 
     def infer(self, types, axis):
@@ -120,7 +127,10 @@ class BroadcastTo(Op):
     kind = "shape"
 
     def canonical(self, types, shape):
-        shape = (shape,) if isinstance(shape, (int, np.integer)) else tuple(shape)
+        try:
+            shape = (shape,) if isinstance(shape, (int, np.integer)) else tuple(shape)
+        except TypeError:
+            raise ShapeError(f"target shape must be an int or a tuple of ints, got {shape!r}") from None
         if not all(isinstance(d, (int, np.integer)) for d in shape):
             raise ShapeError(f"target shape must hold ints, got {shape}")
         return {"shape": tuple(int(d) for d in shape)}
@@ -222,8 +232,9 @@ class GetItem(Op):
     kind = "shape"
 
     def canonical(self, types, index):
-        if isinstance(index, tuple) and index and isinstance(index[0], tuple):
-            return {"index": index}          # already normalized
+        if isinstance(index, tuple) and index and all(
+                isinstance(k, tuple) and k and isinstance(k[0], str) for k in index):
+            return {"index": index}          # already normalized (a user's x[(0, 1), 2] is not)
         return {"index": normalize_index(index, types[0].shape)}
 
     def infer(self, types, index):
@@ -269,7 +280,8 @@ class Pad(Op):
         if len(pad_width) != t.ndim or any(len(p) != 2 or min(p) < 0 for p in pad_width):
             raise ShapeError(f"pad_width {pad_width} needs one (before, after) pair of "
                              f"non-negative ints per axis of {fmt_shape(t.shape)}")
-        if t.dtype.kind in "iub" and float(value) != int(value):
+        if t.dtype.kind in "iub" and not float(value).is_integer() or (   # nan, inf, 1.5
+                t.dtype.kind in "iu" and not np.iinfo(t.dtype).min <= value <= np.iinfo(t.dtype).max):
             raise DTypeError(f"pad value {value} does not fit {t.dtype}")
         return TensorType(tuple(None if d is None else d + a + b for d, (a, b) in zip(t.shape, pad_width)),
                           t.dtype)

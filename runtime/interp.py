@@ -33,7 +33,10 @@ class InterpFunction(Function):
         protected = {id(a) for a in feeds.values()} | {id(a) for a in self.graph.values.values()}
 
         def owned(a):  # the caller may keep and mutate what we return
-            return a if a.flags.owndata and a.flags.writeable and id(a) not in protected else a.copy()
+            if a.flags.owndata and a.flags.writeable and id(a) not in protected:
+                protected.add(id(a))   # hand each array out once: an output that is also an update
+                return a               # (or a repeated output) gets a copy, not an alias
+            return a.copy()
 
         outs = [owned(values[n]) for n in self.outputs]
         return outs, {var: owned(values[v]) for var, v in self.updates.items()}
