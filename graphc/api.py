@@ -4,14 +4,16 @@ Each function turns its arguments into nodes (a Python scalar becomes a
 constant of the dtype of the tensor it meets, numpy's NEP 50 rule: x * 1.5
 stays float32) and asks the graph for `op(inputs, attrs)`.
 """
+import math
+
 import numpy as np
 
 from graphc.ops import REGISTRY
 
-from .errors import DTypeError, GraphError, ShapeError
+from .errors import AxisError, DTypeError, GraphError, ShapeError
 from .errors import where as at
 from .graph import Node, get_default_graph, user_location
-from .types import DTYPES, TensorType, as_dtype, float32
+from .types import DTYPES, TensorType, as_dtype, float32, normalize_axes
 
 # ---------------------------------------------------------------- sources
 
@@ -274,3 +276,42 @@ def log_softmax(x, axis=-1, name=None):
 def one_hot(indices, depth, dtype=float32, name=None):
     return _apply("one_hot", [indices], name=name, depth=depth, dtype=dtype)
 
+
+# ---------------------------------------------------------------- shapes taken from another tensor
+# Mostly for gradient rules: the target shape may hold None (a batch size).
+
+
+def broadcast_like(x, like, name=None):
+    """x broadcast to like's shape; a plain broadcast_to when that shape is known now."""
+    x = as_node(x, like=like)
+    if x.shape == like.shape:
+        return x
+    if like.type.is_concrete:
+        return broadcast_to(x, like.shape, name=name)
+    return _apply("broadcast_like", [x, like], name=name)
+
+
+def reshape_like(x, like, name=None):
+    """x reshaped to like's shape; a plain reshape when that shape is known now."""
+    if x.shape == like.shape and None not in x.shape:
+        return x
+    if like.shape.count(None) <= 1:
+        return reshape(x, [-1 if d is None else d for d in like.shape], name=name)
+    return _apply("reshape_like", [x, like], name=name)
+
+
+def size(x, axis=None, dtype="int64", name=None):
+    """The number of elements of x along `axis` (all by default), as a scalar tensor."""
+    try:
+        axes = normalize_axes(axis, x.ndim)
+    except AxisError as e:
+        raise AxisError(f"size({x.type}): {e}{at(user_location())}") from None
+    dims = [x.shape[a] for a in axes]
+    if None not in dims:
+        return constant(math.prod(dims), dtype=dtype, graph=x.graph)
+    return _apply("size", [x], name=name, axis=axes, dtype=dtype)
+
+
+def unslice(g, like, index, name=None):
+    """Zeros shaped like `like` with g written at like[index]: the gradient of slicing."""
+    return _apply("unslice", [g, like], name=name, index=index)

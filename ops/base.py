@@ -8,7 +8,7 @@ test oracle all use it), `kind` (tells the passes what they may do with it).
 import numpy as np
 
 from graphc.errors import DTypeError
-from graphc.types import DTYPES, TensorType
+from graphc.types import DTYPES, FLOATS, TensorType
 
 REGISTRY = {}
 
@@ -27,12 +27,21 @@ def get(name):
 class Op:
     name = None
     kind = "opaque"   # "source" | "elementwise" | "reduction" | "shape" | "opaque"
+    no_grad = False   # True: the output does not vary smoothly with the inputs (argmax, x > y, ...)
 
     def infer(self, types, **attrs):
         raise NotImplementedError
 
     def ref(self, *arrays, **attrs):
         raise NotImplementedError
+
+    def grad(self, node, g):
+        """Gradient nodes [dL/d input_i] given g = dL/d node (None: no gradient to that input).
+
+        A rule may return a gradient of the output's (broadcast) shape or of
+        a wider dtype: gc.grad sums it back to the input's shape and casts it.
+        """
+        raise NotImplementedError(f"op {self.name} has no gradient rule")
 
     def canonical(self, types, **attrs):
         """Attrs in one canonical form (e.g. axis -1 -> ndim-1), so equal nodes hash-cons."""
@@ -71,5 +80,6 @@ def probe_dtype(op, dtypes, **attrs):
     return _probe_cache[key]
 
 
-def same_type(t, dtype=None):
-    return TensorType(t.shape, dtype or t.dtype)
+def is_float(node_or_type):
+    return node_or_type.dtype in FLOATS
+

@@ -9,7 +9,9 @@ import numpy as np
 from graphc.errors import DTypeError
 from graphc.types import FLOATS, TensorType, as_dtype, bool_, broadcast_shapes
 
-from .base import Op, probe_dtype, register
+import graphc.api as F
+
+from .base import Op, is_float, probe_dtype, register
 
 
 class Unary(Op):
@@ -29,23 +31,33 @@ class Negative(Unary):
     name = "negative"
     ref = staticmethod(np.negative)
 
+    def grad(self, node, g):
+        return [-g]
+
 
 @register
 class Abs(Unary):
     name = "abs"
     ref = staticmethod(np.abs)
 
+    def grad(self, node, g):
+        return [g * F.sign(node.inputs[0])]
+
 
 @register
 class Sign(Unary):
     name = "sign"
     ref = staticmethod(np.sign)
+    no_grad = True
 
 
 @register
 class Square(Unary):
     name = "square"
     ref = staticmethod(np.square)
+
+    def grad(self, node, g):
+        return [g * node.inputs[0] * 2]
 
 
 @register
@@ -55,11 +67,15 @@ class Relu(Unary):
     def ref(self, x):
         return np.maximum(x, x.dtype.type(0))
 
+    def grad(self, node, g):
+        return [F.where(node.inputs[0] > 0, g, 0)]   # 0 at x == 0
+
 
 @register
 class LogicalNot(Unary):
     name = "logical_not"
     ref = staticmethod(np.logical_not)
+    no_grad = True
 
 
 @register
@@ -68,12 +84,18 @@ class Exp(Unary):
     float_only = True
     ref = staticmethod(np.exp)
 
+    def grad(self, node, g):
+        return [g * node]                            # via the output: exp(x) is already there
+
 
 @register
 class Log(Unary):
     name = "log"
     float_only = True
     ref = staticmethod(np.log)
+
+    def grad(self, node, g):
+        return [g / node.inputs[0]]
 
 
 @register
@@ -82,6 +104,9 @@ class Sqrt(Unary):
     float_only = True
     ref = staticmethod(np.sqrt)
 
+    def grad(self, node, g):
+        return [g * 0.5 / node]
+
 
 @register
 class Reciprocal(Unary):
@@ -89,12 +114,18 @@ class Reciprocal(Unary):
     float_only = True
     ref = staticmethod(np.reciprocal)
 
+    def grad(self, node, g):
+        return [-g * node * node]
+
 
 @register
 class Tanh(Unary):
     name = "tanh"
     float_only = True
     ref = staticmethod(np.tanh)
+
+    def grad(self, node, g):
+        return [g * (1 - node * node)]
 
 
 @register
@@ -107,6 +138,9 @@ class Sigmoid(Unary):
         e = np.exp(-np.abs(x))
         return np.where(x >= 0, 1 / (1 + e), e / (1 + e)).astype(x.dtype)
 
+    def grad(self, node, g):
+        return [g * node * (1 - node)]
+
 
 @register
 class Softplus(Unary):
@@ -115,6 +149,9 @@ class Softplus(Unary):
 
     def ref(self, x):
         return np.logaddexp(x.dtype.type(0), x)  # log(1 + e^x) without overflow
+
+    def grad(self, node, g):
+        return [g * F.sigmoid(node.inputs[0])]
 
 
 @register
@@ -129,6 +166,9 @@ class LeakyRelu(Unary):
 
     def ref(self, x, alpha=0.01):
         return np.where(x > 0, x, x * x.dtype.type(alpha))
+
+    def grad(self, node, g):
+        return [F.where(node.inputs[0] > 0, g, g * node.attrs["alpha"])]
 
 
 @register
@@ -145,6 +185,10 @@ class Elu(Unary):
         # expm1 of min(x, 0): the branch not taken never overflows.
         return np.where(x > 0, x, x.dtype.type(alpha) * np.expm1(np.minimum(x, 0)))
 
+    def grad(self, node, g):
+        # for x <= 0, d/dx alpha*(e^x - 1) = alpha*e^x = elu(x) + alpha
+        return [F.where(node.inputs[0] > 0, g, g * (node + node.attrs["alpha"]))]
+
 
 @register
 class Cast(Unary):
@@ -158,6 +202,10 @@ class Cast(Unary):
 
     def ref(self, x, dtype):
         return x.astype(dtype)
+
+    def grad(self, node, g):
+        x = node.inputs[0]
+        return [F.cast(g, x.dtype) if is_float(x) and is_float(node) else None]
 
 
 class Binary(Op):
@@ -174,11 +222,17 @@ class Add(Binary):
     name = "add"
     ref = staticmethod(np.add)
 
+    def grad(self, node, g):
+        return [g, g]                                # the driver sums broadcast axes away
+
 
 @register
 class Subtract(Binary):
     name = "subtract"
     ref = staticmethod(np.subtract)
+
+    def grad(self, node, g):
+        return [g, -g]
 
 
 @register
@@ -186,11 +240,19 @@ class Multiply(Binary):
     name = "multiply"
     ref = staticmethod(np.multiply)
 
+    def grad(self, node, g):
+        a, b = node.inputs
+        return [g * b, g * a]
+
 
 @register
 class Divide(Binary):
     name = "divide"
     ref = staticmethod(np.true_divide)
+
+    def grad(self, node, g):
+        a, b = node.inputs
+        return [g / b, -(g * node) / b]           # a/b^2 as (a/b)/b: no overflow of b*b
 
 
 @register
@@ -198,11 +260,23 @@ class Power(Binary):
     name = "power"
     ref = staticmethod(np.power)
 
+    def grad(self, node, g):
+        a, b = node.inputs
+        ga = g * b * a ** (b - 1) if is_float(a) else None
+        # d/db a^b = a^b log a; at a == 0 the value a^b is 0 (b > 0), so use 0 rather than 0 * -inf
+        gb = g * node * F.where(F.equal(a, 0), 0, F.log(a)) if is_float(b) else None
+        return [ga, gb]
+
 
 @register
 class Maximum(Binary):
     name = "maximum"
     ref = staticmethod(np.maximum)
+
+    def grad(self, node, g):
+        a, b = node.inputs
+        first = a >= b                                # ties: the gradient goes to the first argument
+        return [F.where(first, g, 0), F.where(first, 0, g)]
 
 
 @register
@@ -210,53 +284,66 @@ class Minimum(Binary):
     name = "minimum"
     ref = staticmethod(np.minimum)
 
+    def grad(self, node, g):
+        a, b = node.inputs
+        first = a <= b                                # ties: the gradient goes to the first argument
+        return [F.where(first, g, 0), F.where(first, 0, g)]
+
 
 @register
 class Equal(Binary):
     name = "equal"
     ref = staticmethod(np.equal)
+    no_grad = True
 
 
 @register
 class NotEqual(Binary):
     name = "not_equal"
     ref = staticmethod(np.not_equal)
+    no_grad = True
 
 
 @register
 class Less(Binary):
     name = "less"
     ref = staticmethod(np.less)
+    no_grad = True
 
 
 @register
 class LessEqual(Binary):
     name = "less_equal"
     ref = staticmethod(np.less_equal)
+    no_grad = True
 
 
 @register
 class Greater(Binary):
     name = "greater"
     ref = staticmethod(np.greater)
+    no_grad = True
 
 
 @register
 class GreaterEqual(Binary):
     name = "greater_equal"
     ref = staticmethod(np.greater_equal)
+    no_grad = True
 
 
 @register
 class LogicalAnd(Binary):
     name = "logical_and"
     ref = staticmethod(np.logical_and)
+    no_grad = True
 
 
 @register
 class LogicalOr(Binary):
     name = "logical_or"
     ref = staticmethod(np.logical_or)
+    no_grad = True
 
 
 @register
@@ -273,3 +360,7 @@ class Where(Op):
         return TensorType(shape, np.result_type(a.dtype, b.dtype))
 
     ref = staticmethod(np.where)
+
+    def grad(self, node, g):
+        c = node.inputs[0]
+        return [None, F.where(c, g, 0), F.where(c, 0, g)]

@@ -4,6 +4,8 @@ import numpy as np
 from graphc.errors import DTypeError, ShapeError
 from graphc.types import FLOATS, INTS, TensorType, as_dtype, normalize_axis
 
+import graphc.api as F
+
 from .base import Op, register
 
 
@@ -29,6 +31,11 @@ class Softmax(Softmaxlike):
         e = np.exp(x - np.max(x, axis=axis, keepdims=True))
         return e / np.sum(e, axis=axis, keepdims=True)
 
+    def grad(self, node, g):
+        # s * (g - <g, s>): the Jacobian of softmax applied without building it
+        s, axis = node, node.attrs["axis"]
+        return [s * (g - F.sum(g * s, axis=axis, keepdims=True))]
+
 
 @register
 class LogSoftmax(Softmaxlike):
@@ -38,6 +45,11 @@ class LogSoftmax(Softmaxlike):
     def ref(self, x, axis):
         z = x - np.max(x, axis=axis, keepdims=True)
         return z - np.log(np.sum(np.exp(z), axis=axis, keepdims=True))
+
+    def grad(self, node, g):
+        # g - softmax * sum(g), with softmax = exp(log_softmax): finite for any input
+        axis = node.attrs["axis"]
+        return [g - F.exp(node) * F.sum(g, axis=axis, keepdims=True)]
 
 
 @register
@@ -60,3 +72,4 @@ class OneHot(Op):
 
     def ref(self, x, depth, dtype):
         return (x[..., None] == np.arange(depth)).astype(dtype)
+    no_grad = True

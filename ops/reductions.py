@@ -8,6 +8,8 @@ import numpy as np
 from graphc.errors import AxisError, ShapeError
 from graphc.types import TensorType, int64, normalize_axes
 
+import graphc.api as F
+
 from .base import Op, register
 
 
@@ -15,6 +17,21 @@ def reduced_shape(shape, axes, keepdims):
     if keepdims:
         return tuple(1 if i in axes else d for i, d in enumerate(shape))
     return tuple(d for i, d in enumerate(shape) if i not in axes)
+
+
+def spread(node, g):
+    """g, the gradient of a reduction's output, laid back over the input's shape."""
+    if not node.attrs["keepdims"]:
+        g = F.expand_dims(g, node.attrs["axis"])
+    return F.broadcast_like(g, node.inputs[0])
+
+
+def extreme_grad(node, g):
+    """max/min: the gradient goes to the elements equal to the result, split evenly among ties."""
+    x = node.inputs[0]
+    hit = F.cast(F.equal(x, spread(node, node)), x.dtype)
+    ties = F.sum(hit, axis=node.attrs["axis"], keepdims=True)
+    return spread(node, g) * hit / ties
 
 
 class Reduce(Op):
@@ -42,17 +59,28 @@ class Sum(Reduce):
     name = "sum"
     np_fn = np.sum
 
+    def grad(self, node, g):
+        return [spread(node, g)]
+
 
 @register
 class Mean(Reduce):
     name = "mean"
     np_fn = np.mean
 
+    def grad(self, node, g):
+        x = node.inputs[0]
+        return [spread(node, g) / F.size(x, node.attrs["axis"], dtype=g.dtype)]
+
 
 @register
 class Prod(Reduce):
     name = "prod"
     np_fn = np.prod
+
+    def grad(self, node, g):
+        # prod / x: exact where no element is 0 (at a 0 this gives nan or inf)
+        return [spread(node, g) * spread(node, node) / node.inputs[0]]
 
 
 @register
@@ -61,6 +89,9 @@ class Max(Reduce):
     np_fn = np.max
     needs_elements = True
 
+    def grad(self, node, g):
+        return [extreme_grad(node, g)]
+
 
 @register
 class Min(Reduce):
@@ -68,10 +99,14 @@ class Min(Reduce):
     np_fn = np.min
     needs_elements = True
 
+    def grad(self, node, g):
+        return [extreme_grad(node, g)]
+
 
 class ArgReduce(Reduce):
     """argmax/argmin: one axis, or all axes (the index into the flattened tensor)."""
     needs_elements = True
+    no_grad = True
 
     def infer(self, types, axis, keepdims=False):
         (t,) = types

@@ -6,7 +6,9 @@ import math
 import numpy as np
 
 from graphc.errors import AxisError, DTypeError, GraphError, ShapeError
-from graphc.types import TensorType, fmt_shape, normalize_axes, normalize_axis
+from graphc.types import TensorType, as_dtype, broadcast_shapes, fmt_shape, normalize_axes, normalize_axis
+
+import graphc.api as F
 
 from .base import Op, register
 
@@ -45,6 +47,9 @@ class Reshape(Op):
     def ref(self, x, shape):
         return x.reshape(shape)
 
+    def grad(self, node, g):
+        return [F.reshape_like(g, node.inputs[0])]
+
 
 @register
 class Transpose(Op):
@@ -71,6 +76,10 @@ class Transpose(Op):
     def ref(self, x, axes):
         return np.transpose(x, axes)
 
+    def grad(self, node, g):
+        axes = node.attrs["axes"]
+        return [F.transpose(g, tuple(sorted(range(len(axes)), key=axes.__getitem__)))]   # the inverse permutation
+
 
 @register
 class ExpandDims(Op):
@@ -93,6 +102,9 @@ class ExpandDims(Op):
 
     def ref(self, x, axis):
         return np.expand_dims(x, axis)
+
+    def grad(self, node, g):
+        return [F.squeeze(g, node.attrs["axis"])]
 
 
 @register
@@ -120,6 +132,9 @@ class Squeeze(Op):
     def ref(self, x, axis):
         return np.squeeze(x, axis)
 
+    def grad(self, node, g):
+        return [F.reshape_like(g, node.inputs[0])]
+
 
 @register
 class BroadcastTo(Op):
@@ -145,6 +160,9 @@ class BroadcastTo(Op):
 
     def ref(self, x, shape):
         return np.broadcast_to(x, shape)
+
+    def grad(self, node, g):
+        return [g]                # gc.grad sums the broadcast axes back
 
 
 @register
@@ -179,6 +197,18 @@ class Concatenate(Op):
 
     def ref(self, *xs, axis):
         return np.concatenate(xs, axis=axis)
+
+    def grad(self, node, g):
+        axis, start, grads = node.attrs["axis"], 0, []
+        for x in node.inputs:
+            size = x.shape[axis]
+            if size is None:
+                raise ShapeError(f"the gradient of concatenate needs the size of axis {axis} of "
+                                 f"{x.name} {fmt_shape(x.shape)} when the graph is built")
+            key = (slice(None),) * axis + (slice(start, start + size),)
+            grads.append(F.getitem(g, key))
+            start += size
+        return grads
 
 
 def normalize_index(key, shape):
@@ -256,6 +286,9 @@ class GetItem(Op):
     def ref(self, x, index):
         return np.asarray(x[index_key(index)])
 
+    def grad(self, node, g):
+        return [F.unslice(g, node.inputs[0], node.attrs["index"])]
+
 
 @register
 class Pad(Op):
@@ -289,3 +322,98 @@ class Pad(Op):
     def ref(self, x, pad_width, value=0):
         return np.pad(x, pad_width, constant_values=x.dtype.type(value))
 
+    def grad(self, node, g):
+        # the inner block; slice(a, -b) needs no sizes, so None dimensions work too
+        key = tuple(slice(a, -b if b else None) for a, b in node.attrs["pad_width"])
+        return [F.getitem(g, key)]
+
+
+# ------------------------------------------------------------------ ops that take a shape from a tensor
+# Gradients must undo broadcasting, reshaping and slicing onto an input whose
+# shape may hold None. These ops read the target shape from a second input,
+# `like`, at call time; gc.broadcast_like / gc.reshape_like use the plain
+# broadcast_to / reshape whenever the shape is known when the graph is built.
+
+@register
+class BroadcastLike(Op):
+    """broadcast_like(x, like): x broadcast to like's shape (like's values are not read)."""
+    name = "broadcast_like"
+    kind = "shape"
+
+    def infer(self, types):
+        x, like = types
+        ok = x.ndim <= like.ndim and all(
+            d in (1, s) or None in (d, s) for d, s in zip(x.shape, like.shape[like.ndim - x.ndim:]))
+        if not ok:
+            raise ShapeError(f"cannot broadcast {fmt_shape(x.shape)} to {fmt_shape(like.shape)}")
+        return TensorType(like.shape, x.dtype)
+
+    def ref(self, x, like):
+        return np.broadcast_to(x, like.shape)
+
+    def grad(self, node, g):
+        return [g, None]          # gc.grad sums the broadcast axes back
+
+
+@register
+class ReshapeLike(Op):
+    """reshape_like(x, like): x with like's shape (same number of elements)."""
+    name = "reshape_like"
+    kind = "shape"
+
+    def infer(self, types):
+        x, like = types
+        if x.is_concrete and like.is_concrete and x.size != like.size:
+            raise ShapeError(f"cannot reshape {fmt_shape(x.shape)} into {fmt_shape(like.shape)}")
+        return TensorType(like.shape, x.dtype)
+
+    def ref(self, x, like):
+        return x.reshape(like.shape)
+
+    def grad(self, node, g):
+        return [F.reshape_like(g, node.inputs[0]), None]
+
+
+@register
+class Size(Op):
+    """size(x, axis, dtype): the number of elements along the axes, as a scalar of dtype."""
+    name = "size"
+    kind = "opaque"
+    no_grad = True
+
+    def canonical(self, types, axis=None, dtype="int64"):
+        return {"axis": normalize_axes(axis, types[0].ndim, self.name), "dtype": as_dtype(dtype)}
+
+    def infer(self, types, axis, dtype):
+        return TensorType((), dtype)
+
+    def ref(self, x, axis, dtype):
+        return np.asarray(math.prod(x.shape[a] for a in axis), dtype)
+
+
+@register
+class Unslice(Op):
+    """unslice(g, like, index): zeros shaped like `like`, with g written at like[index].
+
+    The gradient of x[index]: every element of x that the slice read gets its
+    gradient back, the others get 0."""
+    name = "unslice"
+    kind = "shape"
+
+    def canonical(self, types, index):
+        return GetItem().canonical(types[1:], index)
+
+    def infer(self, types, index):
+        g, like = types
+        sliced = GetItem().infer((like,), index)
+        if broadcast_shapes(g.shape, sliced.shape) != sliced.shape and g.is_concrete and sliced.is_concrete:
+            raise ShapeError(f"{fmt_shape(g.shape)} does not fit the slice {fmt_shape(sliced.shape)}")
+        return TensorType(like.shape, g.dtype)
+
+    def ref(self, g, like, index):
+        out = np.zeros(like.shape, g.dtype)
+        out[index_key(index)] = g
+        return out
+
+    def grad(self, node, g):
+        return [F.getitem(g, node.attrs["index"]), None]
