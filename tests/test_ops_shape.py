@@ -111,7 +111,27 @@ SHAPE_OPS = [
          (2,), id="pad-float-inf"),
     case("pad", lambda x: gc.pad(x, (1, 1)), lambda a: np.pad(a, (1, 1)), (2, 3), dtypes=[F64],
          placeholders=[(None, 3)], id="pad-unknown"),
+    # shapes taken from a second tensor at call time (what gradient rules use when a dim is None)
+    case("broadcast_like", gc.broadcast_like, lambda a, b: np.broadcast_to(a, b.shape), (1, 3), (4, 3),
+         placeholders=[(1, 3), (None, 3)], id="broadcast_like"),
+    case("broadcast_like", gc.broadcast_like, lambda a, b: np.broadcast_to(a, b.shape), (), (2, 5),
+         placeholders=[(), (None, None)], dtypes=[I32, F32], id="broadcast_like-scalar"),
+    case("reshape_like", gc.reshape_like, lambda a, b: a.reshape(b.shape), (2, 6), (3, 4),
+         placeholders=[(2, 6), (None, None)], id="reshape_like"),
+    case("size", lambda x: gc.size(x, (0, 2)), lambda a: np.asarray(a.shape[0] * a.shape[2]), X,
+         placeholders=[(None, 3, None)], id="size-axes"),
+    case("size", lambda x: gc.size(x, dtype=gc.float32), lambda a: np.asarray(a.size, np.float32), X,
+         placeholders=[(None, 3, 4)], id="size-all-float"),
+    case("unslice", lambda g, x: gc.unslice(g, x, (slice(None), 1, slice(None, None, -2))),
+         lambda g, a: _unslice(g, a, (slice(None), 1, slice(None, None, -2))), (2, 2), X,
+         placeholders=[(None, 2), (None, 3, 4)], id="unslice"),
 ]
+
+
+def _unslice(g, like, key):
+    out = np.zeros(like.shape, g.dtype)
+    out[key] = g
+    return out
 
 
 @pytest.mark.parametrize("op, f_gc, f_np, shapes, placeholders, dtypes", SHAPE_OPS)
