@@ -10,6 +10,7 @@ from .errors import (ArgumentError, AxisError, DTypeError, FeedError, ForeignNod
                      GraphError, ShapeError)
 from .function import Function, function  # noqa: F401
 from graphc.passes.autodiff import grad  # noqa: F401  (after .api: the rules build nodes with it)
+from graphc.passes.pipeline import DEFAULT_PIPELINE, optimize  # noqa: F401
 from .graph import Graph, Node, get_default_graph, reset_default_graph  # noqa: F401
 from .types import DTYPES, TensorType, bool_, float32, float64, int32, int64  # noqa: F401
 

@@ -31,7 +31,7 @@ def _label(n):
         head = f"{_esc(n.name)}\\n{n.op.name}"
     if n.op.name == "constant":
         v = n.attrs["value"]
-        head = f"const {_esc(v.item()) if v.size == 1 else _esc(n.name)}"
+        head = f"const {_esc(v.reshape(-1)[0]) if v.size == 1 else _esc(n.name)}"
     extra = _attr_text(n)
     return f"{head}{extra}\\n{fmt_shape(n.shape)} {n.dtype}"
 
@@ -71,26 +71,70 @@ def _collect(obj):
     raise GraphError(f"to_dot needs a Graph, a function, a node or a list of nodes, got {obj!r}")
 
 
-def to_dot(obj, rankdir="TB"):
-    """DOT text for a Graph, a compiled function, a node or a list of nodes."""
+def to_dot(obj, rankdir="TB", highlight=()):
+    """DOT text for a Graph, a compiled function, a node or a list of nodes.
+
+    A fused node is drawn as a cluster of the ops it runs; nodes in
+    `highlight` (e.g. what a pass changed) get a yellow fill."""
     nodes, outputs, updates, title = _collect(obj)
-    outs = set(outputs)
+    outs, highlight = set(outputs), set(highlight)
     lines = [f'digraph "{_esc(title)}" {{', f"  rankdir={rankdir};",
              '  node [fontname="Helvetica", fontsize=10];', '  edge [fontname="Helvetica", fontsize=9];']
     for n in nodes:
+        if n.op.name == "fused":
+            lines += _fused_cluster(n, n in outs, n in highlight)
+            continue
         style = STYLE.get(n.op.name, OP_STYLE)
+        if n in highlight:
+            style = style.replace('fillcolor="#ffffff"', 'fillcolor="#fff3bf"')
         if n in outs:
             style += ', color="#c92a2a", penwidth=2.5'
         lines.append(f'  n{n.id} [label="{_label(n)}", {style}];')
     for n in nodes:
+        if n.op.name == "fused":
+            continue
         many = len(n.inputs) > 1 and n.op.name not in ("add", "multiply", "maximum", "minimum")
         for i, x in enumerate(n.inputs):
             label = f' [label="{i}"]' if many else ""
-            lines.append(f"  n{x.id} -> n{n.id}{label};")
+            src = _port(x, n.attrs["index"] if n.op.name == "fused_output" else 0)
+            lines.append(f"  {src} -> n{n.id}{label};")
     for var, value in updates.items():
-        lines.append(f'  n{value.id} -> n{var.id} [style=dashed, color="#e8590c", label="update"];')
+        lines.append(f'  {_port(value)} -> n{var.id} [style=dashed, color="#e8590c", label="update"];')
     lines.append("}")
     return "\n".join(lines) + "\n"
+
+
+def _port(n, k=0):
+    """The DOT id that stands for n's value (a fused node's value comes out of an inner op)."""
+    if n.op.name != "fused":
+        return f"n{n.id}"
+    if n.attrs.get("reduce") is not None:
+        return f"n{n.id}_r"
+    return f"n{n.id}_{n.attrs['outs'][k]}"
+
+
+def _fused_cluster(n, is_output, changed):
+    fill = "#fff3bf" if changed else "#e7f5ff"
+    border = '; color="#c92a2a"; penwidth=2.5' if is_output else '; color="#1c7ed6"'
+    kind = "fused reduction" if n.attrs.get("reduce") else "fused"
+    lines = [f"  subgraph cluster_n{n.id} {{",
+             f'    label="{kind}\\n{fmt_shape(n.shape)} {n.dtype}"; style="rounded,filled"; '
+             f'fillcolor="{fill}"{border}; fontname="Helvetica"; fontsize=10;']
+    for j, (op_name, attrs, refs) in enumerate(n.attrs["body"]):
+        extra = "".join(f"\\n{k}={_esc(v)}" for k, v in attrs if k not in ("dtype",))
+        lines.append(f'    n{n.id}_{j} [label="{op_name}{extra}", {OP_STYLE}];')
+    reduce = n.attrs.get("reduce")
+    if reduce is not None:
+        op_name, axis, keepdims = reduce
+        lines.append(f'    n{n.id}_r [label="{op_name}\\naxis={axis}\\nkeepdims={keepdims}", {OP_STYLE}];')
+    lines.append("  }")
+    for j, (op_name, attrs, refs) in enumerate(n.attrs["body"]):
+        for src, k in refs:
+            origin = _port(n.inputs[k]) if src == "in" else f"n{n.id}_{k}"
+            lines.append(f"  {origin} -> n{n.id}_{j};")
+    if reduce is not None:
+        lines.append(f"  n{n.id}_{n.attrs['outs'][0]} -> n{n.id}_r;")
+    return lines
 
 
 def render(obj, path):

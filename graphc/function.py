@@ -27,6 +27,8 @@ def function(inputs, outputs, updates=None, backend="interp", **options):
     inputs: placeholders, in the order the call passes them (also accepted by name).
     outputs: a node (the call returns one array) or a list of nodes (a list).
     updates: {variable: new value node}; all are computed from the old values, then assigned.
+    optimize: run the pass pipeline first (default: yes for compiled backends, no for
+        "interp", the unoptimized oracle). passes: a list of passes instead of the default.
     """
     if not isinstance(backend, str) or backend not in BACKENDS:
         raise GraphError(f"unknown backend {backend!r}; choose one of {', '.join(BACKENDS)}")
@@ -40,8 +42,9 @@ def function(inputs, outputs, updates=None, backend="interp", **options):
 
 class Function:
     backend = None
+    optimize_by_default = True
 
-    def __init__(self, inputs, outputs, updates=None):
+    def __init__(self, inputs, outputs, updates=None, optimize=None, passes=None):
         self.single = isinstance(outputs, Node)
         loc = user_location()
         try:
@@ -75,7 +78,19 @@ class Function:
         if missing:
             raise FeedError("function: the outputs need placeholder(s) that are not inputs: "
                             + ", ".join(f"{n.name}{where(n.loc)}" for n in missing) + where(loc))
+        self.pass_timing = None
+        if self.optimize_by_default if optimize is None else optimize:
+            self._optimize(passes)
         self._types = {}   # shape signature -> {node: concrete TensorType}
+
+    def _optimize(self, passes):
+        """Run the pass pipeline on the outputs and update values: what the backend runs."""
+        from graphc.passes.pipeline import Timing, Verify, run_pipeline
+        self.pass_timing = Timing()
+        roots = run_pipeline(self.outputs + list(self.updates.values()), passes, (Verify(), self.pass_timing))
+        self.outputs = roots[:len(self.outputs)]
+        self.updates = dict(zip(self.updates, roots[len(self.outputs):]))
+        self.nodes = ancestors(self.outputs + list(self.updates.values()))
 
     def _check_inputs(self, loc):
         for x in self.inputs:

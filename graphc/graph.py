@@ -9,6 +9,7 @@ compare nodes with `is`).
 Every node remembers the user's file and line where it was built, found by
 walking the call stack past graphc's own packages.
 """
+import contextlib
 import itertools
 import os
 import sys
@@ -26,7 +27,12 @@ def register_internal_dir(module_file):
 
 
 def user_location():
-    """(file, line) of the innermost frame outside graphc, or None."""
+    """(file, line) of the innermost frame outside graphc, or None.
+
+    While a pass rebuilds a node (`building_at`), the nodes it makes get that
+    node's location, so errors still point at the user's line."""
+    if _default.location is not None:
+        return _default.location
     frame = sys._getframe(1)
     while frame is not None:
         filename = frame.f_code.co_filename
@@ -168,8 +174,10 @@ class Graph:
         self._names.add(f"{base}_{n}")
         return f"{base}_{n}"
 
-    def add(self, op, inputs=(), attrs=None, name=None, loc=None):
-        """Return the node for `op(inputs, **attrs)`, building it if it is new."""
+    def add(self, op, inputs=(), attrs=None, name=None, loc=None, exact_name=False):
+        """Return the node for `op(inputs, **attrs)`, building it if it is new.
+
+        exact_name: use `name` as given even if taken (a pass rebuilding a node keeps its name)."""
         attrs = dict(attrs or {})
         inputs = tuple(inputs)
         for x in inputs:
@@ -195,7 +203,8 @@ class Graph:
             shapes = ", ".join(str(t) for t in types)
             raise type(e)(f"{op.name}({shapes}): {e}{where(loc)}") from None
         loc = loc or user_location()
-        node = Node(op, inputs, attrs, ttype, self._unique_name(name or op.name), loc, self, len(self.nodes))
+        name = name if exact_name and name else self._unique_name(name or op.name)
+        node = Node(op, inputs, attrs, ttype, name, loc, self, len(self.nodes))
         self.nodes.append(node)
         self._by_key[key] = node
         return node
@@ -211,6 +220,17 @@ class _DefaultStack(threading.local):
     def __init__(self):
         self.stack = []
         self.root = None
+        self.location = None
+
+
+@contextlib.contextmanager
+def building_at(loc):
+    """Nodes built inside this block are attributed to loc (a pass rewriting a user's node)."""
+    old, _default.location = _default.location, loc
+    try:
+        yield
+    finally:
+        _default.location = old
 
 
 _default = _DefaultStack()

@@ -262,7 +262,10 @@ class Power(Binary):
 
     def grad(self, node, g):
         a, b = node.inputs
-        ga = g * b * a ** (b - 1) if is_float(a) else None
+        # at a == b == 0, b * a^(b-1) is 0 * inf = nan, but a^0 is the constant 1: read a as 1 there
+        # (not a where() around the product: its untaken branch would give nan in the next derivative)
+        safe_a = F.where(F.equal(a, 0) & F.equal(b, 0), 1, a) if is_float(a) else None
+        ga = g * b * safe_a ** (b - 1) if is_float(a) else None
         # d/db a^b = a^b log a; at a == 0 the value a^b is 0 (b > 0), so use 0 rather than 0 * -inf
         gb = g * node * F.where(F.equal(a, 0), 0, F.log(a)) if is_float(b) else None
         return [ga, gb]

@@ -11,9 +11,10 @@ from graphc.function import Function
 
 class InterpFunction(Function):
     backend = "interp"
+    optimize_by_default = False     # the oracle runs the graph as built
 
-    def __init__(self, inputs, outputs, updates=None):
-        super().__init__(inputs, outputs, updates)
+    def __init__(self, inputs, outputs, updates=None, **options):
+        super().__init__(inputs, outputs, updates, **options)
         keep = set(self.outputs) | set(self.updates.values())
         last_use = {}
         for i, n in enumerate(self.nodes):
@@ -51,7 +52,10 @@ class InterpFunction(Function):
             return n.attrs["value"]
         args = [values[x] for x in n.inputs]
         try:
-            out = np.asarray(n.op.ref(*args, **n.attrs))
+            out = n.op.ref(*args, **n.attrs)
+            if isinstance(out, tuple):      # a fused node with several outputs
+                return out
+            out = np.asarray(out)
         except Exception as e:  # a numpy error at run time, e.g. int ** negative int
             shapes = ", ".join(f"{a.dtype}{list(a.shape)}" for a in args)
             raise GraphError(f"{op}({shapes}) failed at call time: {e}{where(n.loc)}") from e

@@ -1,0 +1,68 @@
+"""The cleanup passes: constant folding, common-subexpression elimination,
+dead-code elimination."""
+import numpy as np
+
+import graphc.api as F
+from graphc.graph import ancestors
+
+from .rewrite import rebuild, rewrite, users
+
+FOLD_LIMIT = 1 << 16   # elements: folding never materializes a constant bigger than this
+
+
+def constant_fold(roots, limit=FOLD_LIMIT):
+    """An op whose inputs are all constants becomes a constant, computed by its numpy reference,
+    unless the result would have more than `limit` elements (broadcast_to(0.0, big) stays lazy)."""
+    def rule(n, ins):
+        if n.op.kind in ("source", "fused") or not all(x.op.name == "constant" for x in ins):
+            return None
+        if n.type.size is None or n.type.size > limit:
+            return None
+        with np.errstate(all="ignore"):
+            value = np.asarray(n.op.ref(*[x.attrs["value"] for x in ins], **n.attrs))
+        return F.constant(value.astype(n.dtype, copy=False), graph=n.graph)
+    return rewrite(roots, rule)
+
+
+COMMUTATIVE = {"add", "multiply", "maximum", "minimum", "equal", "not_equal", "logical_and", "logical_or"}
+
+
+def cse(roots):
+    """Hash-consing already merges equal nodes as they are built; what it cannot see is
+    a + b next to b + a. Ordering commutative inputs by node id lets it merge those too.
+    (maximum/minimum: equal values either way; nan wins from either side.)"""
+    def rule(n, ins):
+        if n.op.name in COMMUTATIVE and ins[0].id > ins[1].id:
+            return rebuild(n, (ins[1], ins[0]))
+        return None
+    return rewrite(roots, rule)
+
+
+def dce(roots):
+    """Nodes that no root needs are never part of a program: a function runs only the
+    ancestors of its roots. What remains to remove are the unused outputs of fused
+    nodes with several outputs (left behind when a later pass drops their users)."""
+    nodes = ancestors(list(roots))
+    use = users(nodes)
+    shrink = {}
+    for n in nodes:
+        if n.op.name == "fused" and len(n.attrs["outs"]) > 1:
+            used = sorted({u.attrs["index"] for u in use[n]})
+            if len(used) < len(n.attrs["outs"]):
+                shrink[n] = used
+
+    if not shrink:
+        return list(roots)
+
+    def rule(n, ins):
+        if n in shrink:
+            outs = tuple(n.attrs["outs"][i] for i in shrink[n])
+            return n.graph.add(n.op, ins, dict(n.attrs, outs=outs), name=n.name, loc=n.loc)
+        if n.op.name == "fused_output" and n.inputs[0] in shrink:
+            f = ins[0]
+            if len(f.attrs["outs"]) == 1:
+                return f
+            index = shrink[n.inputs[0]].index(n.attrs["index"])
+            return n.graph.add(n.op, (f,), dict(n.attrs, index=index), name=n.name, loc=n.loc)
+        return None
+    return rewrite(roots, rule)

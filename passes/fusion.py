@@ -1,0 +1,152 @@
+"""Elementwise fusion, and fusion of an elementwise group into the reduction it feeds.
+
+A group is a set of elementwise nodes with one output shape (its domain);
+their inputs may be any shape that broadcasts to it. The compiled backends
+run a group as one loop that reads each input once and writes only the
+values needed outside the group, which is where fusion pays: memory traffic.
+
+Groups grow in topological order: a node joins (and so merges) the groups
+of its elementwise inputs of the same shape, as long as
+- no cycle appears: an input from outside the group must not depend on a
+  member (checked with ancestor bitsets, one int per node), and
+- the group reads at most `max_inputs` distinct tensors (narrow kernel signatures).
+"""
+import networkx as nx
+
+from graphc.graph import ancestors
+from graphc.ops import REGISTRY
+
+from .rewrite import rebuild, users
+
+MAX_INPUTS = 12
+REDUCTIONS = {"sum", "mean", "max", "min", "prod"}
+
+
+def fusible(n):
+    return n.op.kind == "elementwise"
+
+
+def find_groups(nodes, max_inputs=MAX_INPUTS):
+    """Partition the fusible nodes into legal groups: {node: frozenset(group)}."""
+    pos = {n: k for k, n in enumerate(nodes)}
+    anc = {}
+    for n in nodes:                                 # strict ancestors as a bitset
+        bits = 0
+        for i in n.inputs:
+            bits |= anc[i] | (1 << pos[i])
+        anc[n] = bits
+    group = {}
+
+    def legal(members):
+        mask = sum(1 << pos[m] for m in members)
+        outside = {i for m in members for i in m.inputs if i not in members}
+        return len(outside) <= max_inputs and not any(anc[i] & mask for i in outside)
+
+    for n in nodes:
+        if not fusible(n):
+            continue
+        members = {n}
+        for i in n.inputs:
+            g = group.get(i)
+            if g is not None and i.shape == n.shape and not g <= members and legal(members | g):
+                members |= g
+        frozen = frozenset(members)
+        for m in frozen:
+            group[m] = frozen
+    return group
+
+
+def fuse_elementwise(roots, max_inputs=MAX_INPUTS):
+    """Each group of two or more elementwise nodes becomes one `fused` node."""
+    nodes = ancestors(list(roots))
+    groups = {g for g in find_groups(nodes, max_inputs).values() if len(g) > 1}
+    return _contract(roots, nodes, groups, reduce_of={})
+
+
+def fuse_reductions(roots, max_inputs=MAX_INPUTS):
+    """sum/mean/max/min/prod of an elementwise node or single-output fused group, used by
+    nothing else, becomes one fused node: the body runs inside the reduction loop."""
+    nodes = ancestors(list(roots))
+    use = users(nodes)
+    root_set = set(roots)
+    groups, reduce_of = set(), {}
+    for r in nodes:
+        if r.op.name not in REDUCTIONS:
+            continue
+        x = r.inputs[0]
+        single_use = len(use[x]) == 1 and x not in root_set
+        plain = fusible(x)
+        fused = x.op.name == "fused" and x.attrs.get("reduce") is None and len(x.attrs["outs"]) == 1
+        if single_use and (plain or fused) and len(x.inputs) <= max_inputs:
+            g = frozenset([x, r])
+            groups.add(g)
+            reduce_of[g] = r
+    return _contract(roots, nodes, groups, reduce_of)
+
+
+def _contract(roots, nodes, groups, reduce_of):
+    """Replace each group by a fused node; rebuild everything else around it."""
+    unit = {m: g for g in groups for m in g}
+    dag = nx.DiGraph()
+    for n in nodes:
+        dag.add_node(unit.get(n, n))
+        for i in n.inputs:
+            if unit.get(i, i) != unit.get(n, n):
+                dag.add_edge(unit.get(i, i), unit.get(n, n))
+    order = {n: k for k, n in enumerate(nodes)}
+    # members whose value is needed outside their group: the group's outputs
+    external = {i for n in nodes for i in n.inputs if i in unit and unit[i] is not unit.get(n)}
+    external |= {r for r in roots if r in unit}
+    memo = {}
+    for u in nx.lexicographical_topological_sort(dag, key=lambda u: min(order[m] for m in _members(u))):
+        if isinstance(u, frozenset):
+            _emit_group(sorted(u, key=order.get), memo, reduce_of.get(u), external)
+        else:
+            memo[u] = rebuild(u, [memo[i] for i in u.inputs])
+    return [memo[r] for r in roots]
+
+
+def _members(u):
+    return u if isinstance(u, frozenset) else (u,)
+
+
+def _emit_group(members, memo, reduction, external):
+    """Build the fused node for members (topologically sorted); map each needed member to its output."""
+    if reduction is not None:
+        members = [m for m in members if m is not reduction]
+    inside = set(members)
+    body, refs_of, ext = [], {}, []
+
+    def ref(x):
+        if x in inside:
+            return ("op", refs_of[x])
+        new = memo[x]
+        if new not in ext:
+            ext.append(new)
+        return ("in", ext.index(new))
+
+    for m in members:
+        if m.op.name == "fused":       # a single-output fused group feeding a reduction: inline its body
+            base = len(body)
+            args = [ref(x) for x in m.inputs]
+            for op_name, attrs, refs in m.attrs["body"]:
+                body.append((op_name, attrs, tuple(args[k] if s == "in" else ("op", base + k) for s, k in refs)))
+            refs_of[m] = base + m.attrs["outs"][0]
+        else:
+            body.append((m.op.name, tuple(sorted(m.attrs.items())), tuple(ref(x) for x in m.inputs)))
+            refs_of[m] = len(body) - 1
+    graph, loc = members[-1].graph, members[-1].loc
+    if reduction is not None:
+        attrs = {"body": tuple(body), "outs": (refs_of[members[-1]],),
+                 "reduce": (reduction.op.name, reduction.attrs["axis"], reduction.attrs["keepdims"])}
+        memo[reduction] = graph.add(REGISTRY["fused"], ext, attrs, name="fused_" + reduction.op.name, loc=loc)
+        return
+    needed = [m for m in members if m in external]
+    attrs = {"body": tuple(body), "outs": tuple(refs_of[m] for m in needed), "reduce": None}
+    f = graph.add(REGISTRY["fused"], ext, attrs, name="fused", loc=loc)
+    if len(needed) == 1:
+        memo[needed[0]] = f
+        return
+    for k, m in enumerate(needed):
+        memo[m] = graph.add(REGISTRY["fused_output"], (f,), {"index": k, "dtype": m.dtype},
+                            name=m.name, loc=m.loc)
