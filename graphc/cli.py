@@ -1,4 +1,9 @@
-"""The `graphc` command: `graphc demo` (more subcommands join as issues land)."""
+"""The `graphc` command.
+
+    graphc demo                 the main job (also `make demo`)
+    graphc passes [W3] [--dot DIR]
+                                what the default pass pipeline does to a workload graph
+"""
 import argparse
 
 
@@ -7,10 +12,37 @@ def main(argv=None):
     sub = parser.add_subparsers(dest="command", required=True)
     demo = sub.add_parser("demo", help="build a small MLP graph, write its DOT, run it")
     demo.add_argument("--out", default="build", help="folder for the DOT/SVG files (default: build)")
+    passes = sub.add_parser("passes", help="run the pass pipeline on a workload graph and report")
+    passes.add_argument("workload", nargs="?", default="W3", help="W1, W2, W3 or W4 (default W3)")
+    passes.add_argument("--dot", metavar="DIR", help="write NN_<pass>.before/.after.dot files here")
     args = parser.parse_args(argv)
     if args.command == "demo":
         from .demo import run
         run(args.out)
+    elif args.command == "passes":
+        report_passes(args.workload, args.dot)
+
+
+def report_passes(name, dot_dir=None):
+    """Print node counts and timings per pass and the fused groups of a workload's graph."""
+    from graphc.graph import ancestors
+    from graphc.passes.pipeline import DumpDot, Timing, Verify, run_pipeline
+    from graphc.workloads import WORKLOADS
+    w = WORKLOADS[name]() if name != "W1" else WORKLOADS[name](n=1000)
+    roots = w.outputs + list(w.updates.values())
+    timing = Timing()
+    instruments = [Verify(), timing] + ([DumpDot(dot_dir)] if dot_dir else [])
+    new = run_pipeline(roots, instruments=instruments)
+    before, after = ancestors(roots), ancestors(new)
+    fused = [n for n in after if n.op.name == "fused"]
+    print(f"{w.name}: {w.description}")
+    print(timing)
+    print(f"nodes: {len(before)} -> {len(after)}; ops that run: "
+          f"{sum(n.op.kind != 'source' for n in before)} -> {sum(n.op.kind != 'source' for n in after)}")
+    print(f"fused groups: {len(fused)} ({sum(n.attrs['reduce'] is not None for n in fused)} into reductions), "
+          f"sizes {sorted((len(n.attrs['body']) for n in fused), reverse=True)}")
+    if dot_dir:
+        print(f"before/after DOT of every pass in {dot_dir}/")
 
 
 if __name__ == "__main__":

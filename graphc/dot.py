@@ -6,6 +6,7 @@ boxes, outputs a bold red border; an update is a dashed edge from the new
 value to its variable.
 """
 import os
+import re
 import shutil
 import subprocess
 
@@ -85,8 +86,8 @@ def to_dot(obj, rankdir="TB", highlight=()):
             lines += _fused_cluster(n, n in outs, n in highlight)
             continue
         style = STYLE.get(n.op.name, OP_STYLE)
-        if n in highlight:
-            style = style.replace('fillcolor="#ffffff"', 'fillcolor="#fff3bf"')
+        if n in highlight:   # any kind: constant folding makes new constants
+            style = re.sub(r'fillcolor="[^"]*"', 'fillcolor="#fff3bf"', style)
         if n in outs:
             style += ', color="#c92a2a", penwidth=2.5'
         lines.append(f'  n{n.id} [label="{_label(n)}", {style}];')

@@ -12,6 +12,7 @@ from graphc.types import FLOATS, TensorType, as_dtype, bool_, broadcast_shapes
 import graphc.api as F
 
 from .base import Op, is_float, probe_dtype, register
+from .lowering import cast, lit, math_fn
 
 
 class Unary(Op):
@@ -34,6 +35,9 @@ class Negative(Unary):
     def grad(self, node, g):
         return [-g]
 
+    def scalar(self, args, ins, out, consts, **attrs):
+        return f"(-{args[0]})"
+
 
 @register
 class Abs(Unary):
@@ -43,12 +47,19 @@ class Abs(Unary):
     def grad(self, node, g):
         return [g * F.sign(node.inputs[0])]
 
+    def scalar(self, args, ins, out, consts, **attrs):
+        return f"abs({args[0]})"
+
 
 @register
 class Sign(Unary):
     name = "sign"
     ref = staticmethod(np.sign)
     no_grad = True
+
+    def scalar(self, args, ins, out, consts, **attrs):
+        a, one = args[0], lit(1, out)
+        return f"({one} if {a} > 0 else (-{one} if {a} < 0 else {a}))"   # nan stays nan
 
 
 @register
@@ -58,6 +69,9 @@ class Square(Unary):
 
     def grad(self, node, g):
         return [g * node.inputs[0] * 2]
+
+    def scalar(self, args, ins, out, consts, **attrs):
+        return f"({args[0]} * {args[0]})"
 
 
 @register
@@ -70,12 +84,19 @@ class Relu(Unary):
     def grad(self, node, g):
         return [F.where(node.inputs[0] > 0, g, 0)]   # 0 at x == 0
 
+    def scalar(self, args, ins, out, consts, **attrs):
+        a, zero = args[0], lit(0, out)
+        return f"({zero} if {a} < {zero} else {a})"               # nan stays nan
+
 
 @register
 class LogicalNot(Unary):
     name = "logical_not"
     ref = staticmethod(np.logical_not)
     no_grad = True
+
+    def scalar(self, args, ins, out, consts, **attrs):
+        return f"(not {args[0]})" if ins[0] == bool_ else f"({args[0]} == 0)"
 
 
 @register
@@ -87,6 +108,9 @@ class Exp(Unary):
     def grad(self, node, g):
         return [g * node]                            # via the output: exp(x) is already there
 
+    def scalar(self, args, ins, out, consts, **attrs):
+        return f"{math_fn('exp', out)}({args[0]})"
+
 
 @register
 class Log(Unary):
@@ -96,6 +120,9 @@ class Log(Unary):
 
     def grad(self, node, g):
         return [g / node.inputs[0]]
+
+    def scalar(self, args, ins, out, consts, **attrs):
+        return f"{math_fn('log', out)}({args[0]})"
 
 
 @register
@@ -107,6 +134,9 @@ class Sqrt(Unary):
     def grad(self, node, g):
         return [g * 0.5 / node]
 
+    def scalar(self, args, ins, out, consts, **attrs):
+        return f"np.sqrt({args[0]})"
+
 
 @register
 class Reciprocal(Unary):
@@ -117,6 +147,9 @@ class Reciprocal(Unary):
     def grad(self, node, g):
         return [-g * node * node]
 
+    def scalar(self, args, ins, out, consts, **attrs):
+        return f"({lit(1, out)} / {args[0]})"
+
 
 @register
 class Tanh(Unary):
@@ -126,6 +159,9 @@ class Tanh(Unary):
 
     def grad(self, node, g):
         return [g * (1 - node * node)]
+
+    def scalar(self, args, ins, out, consts, **attrs):
+        return f"{math_fn('tanh', out)}({args[0]})"
 
 
 @register
@@ -141,6 +177,9 @@ class Sigmoid(Unary):
     def grad(self, node, g):
         return [g * node * (1 - node)]
 
+    def scalar(self, args, ins, out, consts, **attrs):
+        return f"{math_fn('sigmoid', out)}({args[0]})"
+
 
 @register
 class Softplus(Unary):
@@ -152,6 +191,9 @@ class Softplus(Unary):
 
     def grad(self, node, g):
         return [g * F.sigmoid(node.inputs[0])]
+
+    def scalar(self, args, ins, out, consts, **attrs):
+        return f"{math_fn('softplus', out)}({args[0]})"
 
 
 @register
@@ -169,6 +211,10 @@ class LeakyRelu(Unary):
 
     def grad(self, node, g):
         return [F.where(node.inputs[0] > 0, g, g * node.attrs["alpha"])]
+
+    def scalar(self, args, ins, out, consts, **attrs):
+        a = args[0]
+        return f"({a} if {a} > 0 else {a} * {lit(attrs['alpha'], out)})"
 
 
 @register
@@ -189,6 +235,10 @@ class Elu(Unary):
         # for x <= 0, d/dx alpha*(e^x - 1) = alpha*e^x = elu(x) + alpha
         return [F.where(node.inputs[0] > 0, g, g * (node + node.attrs["alpha"]))]
 
+    def scalar(self, args, ins, out, consts, **attrs):
+        a = args[0]
+        return f"({a} if {a} > 0 else {lit(attrs['alpha'], out)} * {math_fn('expm1', out)}({a}))"
+
 
 @register
 class Cast(Unary):
@@ -207,6 +257,9 @@ class Cast(Unary):
         x = node.inputs[0]
         return [F.cast(g, x.dtype) if is_float(x) and is_float(node) else None]
 
+    def scalar(self, args, ins, out, consts, **attrs):
+        return cast(args[0], ins[0], out)
+
 
 class Binary(Op):
     kind = "elementwise"
@@ -215,6 +268,14 @@ class Binary(Op):
         a, b = types
         shape = broadcast_shapes(a.shape, b.shape)
         return TensorType(shape, probe_dtype(self, [a.dtype, b.dtype], **attrs))
+
+    symbol = None        # the Python operator, when the op is one
+    compares = False     # comparisons compute in the inputs' common dtype, not the (bool) output's
+
+    def scalar(self, args, ins, out, consts, **attrs):
+        common = np.result_type(*ins) if self.compares else out
+        a, b = (cast(x, t, common) for x, t in zip(args, ins))
+        return f"({a} {self.symbol} {b})"
 
 
 @register
@@ -225,6 +286,13 @@ class Add(Binary):
     def grad(self, node, g):
         return [g, g]                                # the driver sums broadcast axes away
 
+    symbol = "+"
+
+    def scalar(self, args, ins, out, consts, **attrs):
+        if out == bool_:                     # numpy: True + True is True
+            return f"({args[0]} | {args[1]})"
+        return Binary.scalar(self, args, ins, out, consts)
+
 
 @register
 class Subtract(Binary):
@@ -233,6 +301,8 @@ class Subtract(Binary):
 
     def grad(self, node, g):
         return [g, -g]
+
+    symbol = "-"
 
 
 @register
@@ -244,6 +314,13 @@ class Multiply(Binary):
         a, b = node.inputs
         return [g * b, g * a]
 
+    symbol = "*"
+
+    def scalar(self, args, ins, out, consts, **attrs):
+        if out == bool_:
+            return f"({args[0]} & {args[1]})"
+        return Binary.scalar(self, args, ins, out, consts)
+
 
 @register
 class Divide(Binary):
@@ -253,6 +330,8 @@ class Divide(Binary):
     def grad(self, node, g):
         a, b = node.inputs
         return [g / b, -(g * node) / b]           # a/b^2 as (a/b)/b: no overflow of b*b
+
+    symbol = "/"
 
 
 @register
@@ -270,6 +349,16 @@ class Power(Binary):
         gb = g * node * F.where(F.equal(a, 0), 0, F.log(a)) if is_float(b) else None
         return [ga, gb]
 
+    def scalar(self, args, ins, out, consts, **attrs):
+        a, b = (cast(x, t, out) for x, t in zip(args, ins))
+        p = consts[1]
+        if p is not None and p == int(p) and 1 <= abs(p) <= 4:   # small integer powers: multiplications
+            prod = " * ".join([a] * int(abs(p)))
+            return f"({prod})" if p > 0 else f"({lit(1, out)} / ({prod}))"
+        if p == 0.5 and out.kind == "f":
+            return f"np.sqrt({a})"
+        return f"({a} ** {b})"
+
 
 @register
 class Maximum(Binary):
@@ -280,6 +369,12 @@ class Maximum(Binary):
         a, b = node.inputs
         first = a >= b                                # ties: the gradient goes to the first argument
         return [F.where(first, g, 0), F.where(first, 0, g)]
+
+    def scalar(self, args, ins, out, consts, **attrs):
+        a, b = (cast(x, t, out) for x, t in zip(args, ins))
+        if out.kind == "f":                     # nan wins, as in numpy
+            return f"({a} if ({a} >= {b} or {a} != {a}) else {b})"
+        return f"max({a}, {b})"
 
 
 @register
@@ -292,12 +387,21 @@ class Minimum(Binary):
         first = a <= b                                # ties: the gradient goes to the first argument
         return [F.where(first, g, 0), F.where(first, 0, g)]
 
+    def scalar(self, args, ins, out, consts, **attrs):
+        a, b = (cast(x, t, out) for x, t in zip(args, ins))
+        if out.kind == "f":
+            return f"({a} if ({a} <= {b} or {a} != {a}) else {b})"
+        return f"min({a}, {b})"
+
 
 @register
 class Equal(Binary):
     name = "equal"
     ref = staticmethod(np.equal)
     no_grad = True
+
+    symbol = "=="
+    compares = True
 
 
 @register
@@ -306,12 +410,18 @@ class NotEqual(Binary):
     ref = staticmethod(np.not_equal)
     no_grad = True
 
+    symbol = "!="
+    compares = True
+
 
 @register
 class Less(Binary):
     name = "less"
     ref = staticmethod(np.less)
     no_grad = True
+
+    symbol = "<"
+    compares = True
 
 
 @register
@@ -320,12 +430,18 @@ class LessEqual(Binary):
     ref = staticmethod(np.less_equal)
     no_grad = True
 
+    symbol = "<="
+    compares = True
+
 
 @register
 class Greater(Binary):
     name = "greater"
     ref = staticmethod(np.greater)
     no_grad = True
+
+    symbol = ">"
+    compares = True
 
 
 @register
@@ -334,6 +450,9 @@ class GreaterEqual(Binary):
     ref = staticmethod(np.greater_equal)
     no_grad = True
 
+    symbol = ">="
+    compares = True
+
 
 @register
 class LogicalAnd(Binary):
@@ -341,12 +460,16 @@ class LogicalAnd(Binary):
     ref = staticmethod(np.logical_and)
     no_grad = True
 
+    symbol = "&"
+
 
 @register
 class LogicalOr(Binary):
     name = "logical_or"
     ref = staticmethod(np.logical_or)
     no_grad = True
+
+    symbol = "|"
 
 
 @register
@@ -367,3 +490,7 @@ class Where(Op):
     def grad(self, node, g):
         c = node.inputs[0]
         return [None, F.where(c, g, 0), F.where(c, 0, g)]
+
+    def scalar(self, args, ins, out, consts, **attrs):
+        c, a, b = args[0], cast(args[1], ins[1], out), cast(args[2], ins[2], out)
+        return f"({a} if {c} else {b})"

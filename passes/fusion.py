@@ -8,7 +8,8 @@ values needed outside the group, which is where fusion pays: memory traffic.
 Groups grow in topological order: a node joins (and so merges) the groups
 of its elementwise inputs of the same shape, as long as
 - no cycle appears: an input from outside the group must not depend on a
-  member (checked with ancestor bitsets, one int per node), and
+  member, also through other groups once each is one node (checked with
+  ancestor bitsets, one int per node), and
 - the group reads at most `max_inputs` distinct tensors (narrow kernel signatures).
 """
 import networkx as nx
@@ -36,11 +37,26 @@ def find_groups(nodes, max_inputs=MAX_INPUTS):
             bits |= anc[i] | (1 << pos[i])
         anc[n] = bits
     group = {}
+    closure = {}    # each group of two or more: (its members' bits, the bits of its members and their ancestors)
 
     def legal(members):
         mask = sum(1 << pos[m] for m in members)
         outside = {i for m in members for i in m.inputs if i not in members}
-        return len(outside) <= max_inputs and not any(anc[i] & mask for i in outside)
+        if len(outside) > max_inputs:
+            return False
+        # what the outside inputs depend on once every other group is one node: a path that
+        # leaves the group and comes back, directly or through another group, is a cycle
+        reach = 0
+        for i in outside:
+            reach |= anc[i] | (1 << pos[i])
+        grown = True
+        while grown and not reach & mask:
+            grown = False
+            for bits, below in closure.values():
+                if reach & bits and below & ~reach:
+                    reach |= below
+                    grown = True
+        return not reach & mask
 
     for n in nodes:
         if not fusible(n):
@@ -50,9 +66,15 @@ def find_groups(nodes, max_inputs=MAX_INPUTS):
             g = group.get(i)
             if g is not None and i.shape == n.shape and not g <= members and legal(members | g):
                 members |= g
+                closure.pop(g, None)
         frozen = frozenset(members)
         for m in frozen:
             group[m] = frozen
+        if len(frozen) > 1:
+            below = 0
+            for m in frozen:
+                below |= anc[m] | (1 << pos[m])
+            closure[frozen] = (sum(1 << pos[m] for m in frozen), below)
     return group
 
 

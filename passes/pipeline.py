@@ -43,13 +43,24 @@ DEFAULT_PIPELINE = [
 
 
 class Verify:
-    """After every pass: every node's type is what its op infers from its inputs, no node
-    depends on itself, and every input belongs to the graph."""
+    """After every pass: each root was replaced by a node of the same graph and type, every
+    node's type is what its op infers from its inputs, no node depends on itself, and every
+    input belongs to the graph."""
 
     def before(self, index, p, roots):
         pass
 
     def after(self, index, p, roots, before):
+        # a pass replaces each root by a node of the same graph and the same type
+        if len(roots) != len(before):
+            raise GraphError(f"verify after {p.name}: {len(before)} root(s) went in, {len(roots)} came out")
+        for old, new in zip(before, roots):
+            if not isinstance(new, Node) or new.graph is not old.graph:
+                raise GraphError(f"verify after {p.name}: root {old.name} became {new!r}, "
+                                 f"not a node of {old.graph.name}")
+            if new.type != old.type:
+                raise GraphError(f"verify after {p.name}: root {old.name} has type {old.type}, "
+                                 f"its replacement {new.name} ({new.op.name}) has {new.type}{where(new.loc)}")
         nodes = ancestors(roots)
         dag = nx.DiGraph()
         for n in nodes:

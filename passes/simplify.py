@@ -105,7 +105,8 @@ def _broadcast(n, x, *like):
 
 def _reduce(n, x):
     axes = n.attrs["axis"]
-    if all(x.shape[a] == 1 for a in axes):               # a reduction over size-1 axes reduces nothing
+    # a reduction over size-1 axes reduces nothing (but sum/mean of ints or bools change the dtype)
+    if x.dtype == n.dtype and all(x.shape[a] == 1 for a in axes):
         return x if n.attrs["keepdims"] else F.squeeze(x, axes)
 
 

@@ -1,0 +1,134 @@
+"""backend="cpu": the graph, optimized, as one generated Numba module per shape signature.
+
+A call checks its arguments, finds the compiled step for their shapes
+(compiling it the first time: specialize types, generate source, write and
+import it through the kernel cache, let Numba compile), then makes one call
+into Numba with the feeds, the variables, the constants and the buffers of
+the memory plan. Variables are updated in place inside that call.
+"""
+import os
+import time
+
+import numpy as np
+
+from graphc.errors import ArgumentError
+from graphc.function import Function, feed_array
+
+from . import cache
+from .codegen import generate
+from .memory import kshape
+
+if "NUMBA_THREADING_LAYER" not in os.environ:
+    # Numba's default OpenMP layer keeps idle workers spinning, which starves OpenBLAS's
+    # threads on a small machine (DESIGN.md section 7); the workqueue layer's workers sleep.
+    import numba
+    numba.config.THREADING_LAYER = "workqueue"
+
+
+class Compiled:
+    """One shape signature's compiled step and the arguments it needs besides the feeds."""
+
+    def __init__(self, program, module, path, fn):
+        self.program, self.module, self.path = program, module, path
+        self.step = module.step
+        self.var_nodes = [p[2] for p in program.params if p[1] == "var"]
+        self.var_flat = [n.ndim == 0 for n in self.var_nodes]
+        fixed = []
+        for name, kind, payload in program.params:
+            if kind == "const":
+                fixed.append(np.ascontiguousarray(payload).reshape(kshape(payload.shape)))
+            elif kind == "buf":
+                fixed.append(np.empty(payload.shape, payload.dtype))
+        self.fixed = fixed
+        self.out_scalar = [o.ndim == 0 for o in fn.outputs]
+        self.times = {}
+
+
+class CpuFunction(Function):
+    backend = "cpu"
+
+    def __init__(self, inputs, outputs, updates=None, optimize=None, passes=None, parallel=None):
+        super().__init__(inputs, outputs, updates, optimize=optimize, passes=passes)
+        has_blas = any(n.op.name == "matmul" for n in self.nodes)
+        # parallel loops only where no BLAS call runs in the same step (DESIGN.md section 7)
+        self.parallel = (not has_blas) if parallel is None else parallel
+        self._compiled = {}
+        self._dtypes = [x.dtype for x in self.inputs]
+        self._scalar_in = [x.ndim == 0 for x in self.inputs]
+
+    def __call__(self, *args, **kwargs):
+        if kwargs or len(args) != len(self.inputs) or not all(
+                type(a) is np.ndarray and a.dtype == d and a.flags.c_contiguous
+                for a, d in zip(args, self._dtypes)):
+            feeds = self._bind(args, kwargs)
+            args = tuple(np.ascontiguousarray(feeds[x]) for x in self.inputs)
+        sig = tuple(a.shape for a in args)
+        c = self._compiled.get(sig)
+        if c is None:
+            for x, a in zip(self.inputs, args):
+                feed_array(x, a)              # shapes: checked once per signature
+            c = self._compile(sig)
+        values = self.graph.values
+        feeds = [a.reshape(1) if s else a for a, s in zip(args, self._scalar_in)]
+        variables = [values[v].reshape(1) if s else values[v] for v, s in zip(c.var_nodes, c.var_flat)]
+        out = c.step(*feeds, *variables, *c.fixed)
+        out = [o.reshape(()) if s else o for o, s in zip(out, c.out_scalar)]
+        return out[0] if self.single else out
+
+    def _compile(self, sig):
+        times = {}
+        t0 = time.perf_counter()
+        types = self._specialize(_Shapes(self.inputs, sig))
+        t1 = time.perf_counter()
+        program = generate(self.nodes, self.outputs, self.updates, types, self.inputs,
+                           parallel=self.parallel, header=f"# {self!r}")
+        t2 = time.perf_counter()
+        module, path, wrote = cache.load(program.source)
+        t3 = time.perf_counter()
+        for v in self.graph.variables():             # in-place updates need owned, contiguous arrays
+            if v in self.graph.values:
+                arr = self.graph.values[v]
+                if not (arr.flags.c_contiguous and arr.flags.writeable and arr.flags.owndata):
+                    self.graph.values[v] = np.array(arr, order="C")
+        c = Compiled(program, module, path, self)
+        self._compiled[sig] = c
+        times.update(specialize=t1 - t0, codegen=t2 - t1, write_import=t3 - t2, cache_file_written=wrote)
+        c.times = times
+        self._warm(c, sig)
+        times["numba"] = time.perf_counter() - t3
+        return c
+
+    def _warm(self, c, sig):
+        """Compile (or load from Numba's cache) by calling the step once on scratch copies."""
+        scratch = [np.zeros(kshape(s), x.dtype) for x, s in zip(self.inputs, sig)]
+        variables = [np.array(self.graph.values[v]).reshape(kshape(v.shape)) for v in c.var_nodes]
+        c.step(*scratch, *variables, *c.fixed)
+
+    @property
+    def source(self):
+        """The generated module of the most recent shape signature (compile it by calling first)."""
+        if not self._compiled:
+            raise ArgumentError("fn.source: call the function once first (its shapes decide the code)")
+        return list(self._compiled.values())[-1].program.source
+
+    def sources(self):
+        return {sig: c.program.source for sig, c in self._compiled.items()}
+
+    @property
+    def compile_times(self):
+        return {sig: c.times for sig, c in self._compiled.items()}
+
+    def _run(self, feeds, types):   # pragma: no cover - __call__ does everything
+        raise NotImplementedError
+
+
+class _Shapes(dict):
+    """{placeholder: array-like with .shape} for Function._specialize, built from a signature."""
+
+    def __init__(self, inputs, sig):
+        super().__init__((x, _Shaped(s)) for x, s in zip(inputs, sig))
+
+
+class _Shaped:
+    def __init__(self, shape):
+        self.shape = shape

@@ -1,0 +1,164 @@
+"""The memory plan: where each value of a compiled step lives.
+
+- Views (transpose, reshape of a contiguous value, slicing, picking one
+  output of a fused node) take no memory: they alias their input.
+- Outputs are written into fresh arrays allocated in the step, so the caller
+  may keep them.
+- An update is written straight into its variable when that is safe (the
+  kernel is elementwise, reads the variable only at the same index, and no
+  later node reads the old value); otherwise into a buffer, copied at the end.
+- Every other value gets a buffer, allocated once per shape signature and
+  reused across calls. A buffer is handed to a later value of the same shape
+  and dtype once the last reader of the earlier one has run (liveness).
+
+Inside the step a 0-d value is a 1-element array (Numba indexes those
+uniformly); the runtime reshapes at the boundary.
+"""
+from dataclasses import dataclass
+
+import numpy as np
+
+RESHAPES = {"reshape", "expand_dims", "squeeze", "reshape_like"}
+
+
+def kshape(shape):
+    """The shape a value has inside the step: 0-d values are 1-element arrays."""
+    return tuple(shape) if len(shape) else (1,)
+
+
+@dataclass
+class Buffer:
+    name: str
+    shape: tuple
+    dtype: np.dtype
+
+
+class Plan:
+    def __init__(self):
+        self.buffers = []
+        self._target = {}          # node -> buffer name | "fresh" | variable node (in place) | None (view)
+        self._inline = set()       # scalar constants written as literals
+        self._in_place = set()     # variables updated in place
+        self._needs_copy = set()   # outputs that must be copied before returning
+
+    def target(self, n):
+        return self._target.get(n)
+
+    def inlined(self, n):
+        return n in self._inline
+
+    def in_place(self, var):
+        return var in self._in_place
+
+    def needs_copy(self, n):
+        return n in self._needs_copy
+
+
+def layouts(nodes, types):
+    """'C' for values that own C-contiguous memory or are C-contiguous views, else 'A'.
+
+    A reshape is a view only of a C-contiguous value (Numba reshapes nothing else);
+    transposes and slices are views with other strides; a multi-output fused node
+    stores nothing itself (its fused_output nodes own the memory)."""
+    layout = {}
+    for n in nodes:
+        sliced = n.op.name == "getitem" and len(types[n].shape) > 0
+        layout[n] = "A" if n.op.name == "transpose" or sliced else "C"
+    return layout
+
+
+def is_view(n, layout):
+    """Does n alias its input instead of storing a value?"""
+    if n.op.name == "transpose" or n.op.name == "getitem":
+        return layout[n] == "A"
+    if n.op.name in RESHAPES:
+        return layout[n.inputs[0]] == "C"
+    return n.op.name == "fused" and n.attrs.get("reduce") is None and len(n.attrs["outs"]) > 1
+
+
+def is_elementwise_kernel(n):
+    return n.op.kind == "elementwise" or (n.op.name == "fused" and n.attrs.get("reduce") is None
+                                          and len(n.attrs["outs"]) == 1)
+
+
+def plan_memory(nodes, outputs, updates, types):
+    plan = Plan()
+    position = {n: k for k, n in enumerate(nodes)}
+    readers = {n: [] for n in nodes}
+    for n in nodes:
+        for i in n.inputs:
+            readers[i].append(n)
+    # scalar constants read only by elementwise kernels become literals
+    roots_needed = set(outputs) | set(updates.values())
+    for n in nodes:
+        if n.op.name == "constant" and n.attrs["value"].size == 1 and readers[n] and n not in roots_needed and \
+                all(r.op.kind == "elementwise" or r.op.name == "fused" for r in readers[n]):
+            plan._inline.add(n)
+    # a value's storage is its own unless it is a view; the root is what holds the memory
+    plan.layout = layout = layouts(nodes, types)
+    root = {}
+    for n in nodes:
+        root[n] = root[n.inputs[0]] if is_view(n, layout) and n.op.name != "fused" else n
+    plan.root = root
+    last_use = {}
+    for n in nodes:
+        # a multi-output fused kernel runs where its fused_output nodes get their memory
+        reads = n.inputs[0].inputs if n.op.name == "fused_output" else n.inputs
+        for i in reads:
+            last_use[root[i]] = max(last_use.get(root[i], -1), position[n])
+    for n in outputs:
+        last_use[root[n]] = len(nodes)
+    for v in updates.values():
+        last_use[root[v]] = max(last_use.get(root[v], -1), len(nodes))
+
+    value_of_update = {}
+    for var, v in updates.items():
+        value_of_update.setdefault(v, var)
+    output_set = set(outputs)
+    free = {}
+    for n in nodes:
+        if n.op.kind == "source" or n.op.name == "size":
+            continue
+        if is_view(n, layout):
+            plan._target[n] = None
+            continue
+        var = value_of_update.get(n)
+        if n in output_set:
+            plan._target[n] = "fresh"
+        elif var is not None and _can_write_in_place(n, var, nodes, position, readers, root, outputs, updates):
+            plan._target[n] = var
+            plan._in_place.add(var)
+            last_use[root[n]] = -1         # lives in the variable, not in a buffer
+        else:
+            key = (kshape(types[n].shape), types[n].dtype)
+            pool = free.get(key)
+            if pool:
+                plan._target[n] = pool.pop()
+            else:
+                buf = Buffer(f"buf{len(plan.buffers)}", *key)
+                plan.buffers.append(buf)
+                plan._target[n] = buf.name
+        # release the buffers whose last reader is n
+        for i in set(n.inputs[0].inputs if n.op.name == "fused_output" else n.inputs):
+            r = root[i]
+            if last_use.get(r) == position[n] and isinstance(plan._target.get(r), str) \
+                    and plan._target[r].startswith("buf"):
+                free.setdefault((kshape(types[r].shape), types[r].dtype), []).append(plan._target[r])
+    for o in outputs:
+        if plan._target.get(root[o]) != "fresh" or root[o] is not o or outputs.count(o) > 1:
+            plan._needs_copy.add(o)
+    return plan
+
+
+def _can_write_in_place(n, var, nodes, position, readers, root, outputs, updates):
+    """May n's kernel write its result straight into var's memory?"""
+    if not is_elementwise_kernel(n):
+        return False
+    if any(root[o] is var for o in outputs) or any(root[v] is var for v in updates.values()):
+        return False                        # the old value is returned or assigned elsewhere
+    for i in n.inputs:                      # var may be read by the kernel only at the same index
+        if root[i] is var and (i is not var or i.shape != n.shape):
+            return False
+    later = [r for m in nodes if root[m] is var for r in readers[m]
+             if position[r] > position[n] and r is not n]
+    return not later
