@@ -18,6 +18,8 @@ def constant_fold(roots, limit=FOLD_LIMIT):
             return None
         if n.type.size is None or n.type.size > limit:
             return None
+        if n.type.size > max(x.type.size for x in ins):
+            return None          # a broadcast of a constant stays lazy: kernels read the small one
         with np.errstate(all="ignore"):
             value = np.asarray(n.op.ref(*[x.attrs["value"] for x in ins], **n.attrs))
         return F.constant(value.astype(n.dtype, copy=False), graph=n.graph)

@@ -160,3 +160,10 @@ def sigmoid64(x):
 @njit(cache=True)
 def softplus64(x):
     return max(x, 0.0) + math.log1p(math.exp(-abs(x)))
+
+
+@njit(cache=True)
+def matmul_into(a, b, out):
+    """out = a @ b through BLAS. One small function, compiled once per layout combination,
+    so that a step with many matmuls does not pay Numba's np.dot compile cost at each."""
+    np.dot(a, b, out)

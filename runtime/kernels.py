@@ -293,12 +293,12 @@ def _matmul(n, ctx):
         # a's batch axes fold into its rows: one BLAS call
         if ta.ndim > 2:
             A = f"{A}.reshape({nbatch * m}, {k})"
-        ctx.mod.emit(f"np.dot({A}, {B}, {dest}.reshape({nbatch * m}, {nn}))")
+        ctx.mod.emit(f"matmul_into({A}, {B}, {dest}.reshape({nbatch * m}, {nn}))")
     else:
         A3, B3 = _batched(A, ta, batch, m, k, ctx), _batched(B, tb, batch, k, nn, ctx)
         ctx.mod.emit(f"d3 = {dest}.reshape({nbatch}, {m}, {nn})")
         ctx.mod.emit(f"for t in range({nbatch}):")
-        ctx.mod.emit(f"    np.dot({A3}[t], {B3}[t], d3[t])")
+        ctx.mod.emit(f"    matmul_into({A3}[t], {B3}[t], d3[t])")
     return dest
 
 
