@@ -160,7 +160,7 @@ CONST = {   # x op constant: the simplification rules' food
 }
 REDUCTIONS = {"sum": gc.sum, "mean": gc.mean, "max": gc.max, "min": gc.min, "prod": gc.prod}
 KINDS = ["unary", "binary", "binary", "commuted", "const", "const", "fold", "reduce", "reduce",
-         "reduce_elementwise", "matmul", "reshape", "transpose", "slice", "broadcast", "where", "softmax", "concat"]
+         "reduce_elementwise", "cross", "matmul", "reshape", "transpose", "slice", "broadcast", "where", "softmax", "concat"]
 
 
 def _step(ch, pool):
@@ -204,6 +204,14 @@ def _step(ch, pool):
         else:
             e, d = gc.sum(c), float(size)
         return [(x * e, b * d) if ch.bool() else (x + e, b + d)]
+    if kind == "cross":                        # u(x) * max(v(y)) next to v(y) * max(u(x)), as normalizations do:
+        y, c = pool[ch.int(0, len(pool) - 1)]  # fusing both pairs would make each group need the other
+        (f, fb), (g, gb) = UNARY[ch.pick(sorted(UNARY))], UNARY[ch.pick(sorted(UNARY))]
+        u, v = f(x), g(y)
+        d = fb(b) * gb(c)
+        if d > MAX_BOUND:
+            return []
+        return [(u * gc.max(v), d), (v * gc.max(u), d)]
     if kind == "reduce_elementwise":           # sum(x * y), mean((x - y) ** 2), ...: a fused reduction
         fits = [(y, c) for y, c in pool if _broadcast(x.shape, y.shape) is not None]
         y, c = ch.pick(fits) if fits else (x, b)
