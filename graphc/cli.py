@@ -3,6 +3,7 @@
     graphc demo                 the main job (also `make demo`)
     graphc passes [W3] [--dot DIR]
                                 what the default pass pipeline does to a workload graph
+    graphc bench [W1 ...]       the benchmark (see graphc/bench.py)
 """
 import argparse
 
@@ -15,6 +16,13 @@ def main(argv=None):
     passes = sub.add_parser("passes", help="run the pass pipeline on a workload graph and report")
     passes.add_argument("workload", nargs="?", default="W3", help="W1, W2, W3 or W4 (default W3)")
     passes.add_argument("--dot", metavar="DIR", help="write NN_<pass>.before/.after.dot files here")
+    sub.add_parser("bench", help="time the workloads against numpy and the peers", add_help=False)
+    if argv is None:
+        import sys
+        argv = sys.argv[1:]
+    if argv[:1] == ["bench"]:
+        from .bench import main as bench_main
+        return bench_main(argv[1:])
     args = parser.parse_args(argv)
     if args.command == "demo":
         from .demo import run

@@ -7,6 +7,8 @@ rule changes a shape or a dtype. Most of the leftovers that autodiff builds
 (the seed 1.0 broadcast to a shape, sums over size-1 axes, multiplications
 by ones) disappear here.
 """
+import math
+
 import numpy as np
 
 import graphc.api as F
@@ -39,7 +41,8 @@ def _add(n, a, b):
 
 
 def _subtract(n, a, b):
-    if fill_value(b) == 0 and same_type(a, n):           # x - 0 -> x (exact, -0.0 included)
+    z = fill_value(b)
+    if z == 0 and math.copysign(1.0, z) > 0 and same_type(a, n):   # x - (+0.0) -> x, exact for every x
         return a
 
 

@@ -360,7 +360,8 @@ def test_fold_keeps_dtypes():
         assert d is gc.constant(np.ones(3, np.float64))
         (t,) = constant_fold([gc.sum(a)])
         assert t is gc.constant(np.int64(6))
-        (m,) = constant_fold([gc.constant(np.eye(2, dtype=np.float32)) @ gc.constant(np.ones((2, 3), np.float32))])
+        eye, ones = gc.constant(np.eye(2, dtype=np.float32)), gc.constant(np.ones((2, 3), np.float32))
+        (m,) = constant_fold([eye @ ones])
         assert m is gc.constant(np.ones((2, 3), np.float32))
 
 
@@ -386,13 +387,31 @@ def test_fold_respects_the_size_limit():
         big = gc.broadcast_to(zero, (1000, 1000))
         assert 1000 * 1000 > FOLD_LIMIT
         assert constant_fold([big]) == [big]                  # stays lazy
+        assert constant_fold([big], limit=10 ** 7) == [big]   # a broadcast stays lazy at any size
         x = gc.placeholder((1000, 1000), name="x")
         assert constant_fold([x + big]) == [x + big]
-        small = gc.broadcast_to(zero, (2, 3))
-        assert constant_fold([small]) == [gc.constant(np.zeros((2, 3), np.float32))]
-        five = gc.broadcast_to(zero, (5,))
+        wide = gc.exp(gc.constant(np.zeros((300, 300), np.float32)))
+        assert 300 * 300 > FOLD_LIMIT
+        assert constant_fold([wide]) == [wide]                # beyond the limit, even without broadcasting
+        five = gc.exp(gc.constant(np.zeros(5, np.float32)))
         assert constant_fold([five], limit=4) == [five]
-        assert constant_fold([five], limit=5) == [gc.constant(np.zeros(5, np.float32))]
+        assert constant_fold([five], limit=5) == [gc.constant(np.ones(5, np.float32))]
+
+
+def test_fold_keeps_broadcasts_of_constants_lazy():
+    """A folded result bigger than every input would only trade a small constant for a big one."""
+    with gc.Graph():
+        zero = gc.constant(np.float32(0))
+        small = gc.broadcast_to(zero, (2, 3))
+        assert constant_fold([small]) == [small]
+        col = gc.constant(np.arange(3, dtype=np.float32).reshape(3, 1))
+        row = gc.constant(np.arange(4, dtype=np.float32))
+        outer = col * row                                      # (3, 1) * (4,) -> (3, 4): 12 > 4
+        assert constant_fold([outer]) == [outer]
+        (inner,) = constant_fold([gc.exp(col) * 2])           # 3 elements from 3: folds
+        assert inner is gc.constant(np.exp(np.arange(3, dtype=np.float32)).reshape(3, 1) * np.float32(2))
+        (total,) = constant_fold([gc.sum(outer * 0 + 1)])     # a fold below a lazy broadcast stays lazy too
+        assert total.op.name == "sum"
 
 
 def test_fold_never_folds_placeholders_or_variables():

@@ -1,0 +1,223 @@
+"""`graphc bench`: the workloads of BENCHMARKS.md, every column side by side in one run.
+
+For each workload every column is first checked against the interpreter
+(float32 tolerance) and refused if wrong; then the columns are timed
+interleaved (one call of each in turn, repeated), so that the ratios hold on
+a noisy machine. Reported: median time per call, ratio to numpy, and minor
+page faults per call. W6 times the W3 step's first call in fresh processes,
+with an empty kernel cache and then with the cache the first one left.
+
+    graphc bench [W1 W2 ...] [--reps N] [--json out.json] [--plot out.png]
+"""
+import argparse
+import json
+import os
+import platform
+import resource
+import subprocess
+import sys
+import tempfile
+import textwrap
+import time
+
+import numpy as np
+
+from . import peers
+from .workloads import WORKLOADS
+
+
+def columns(name):
+    """{column: (make_callable, data)}: each make_callable builds its own state."""
+    cols = {}
+
+    def graphc_col(backend):
+        def make():
+            w = WORKLOADS[name]()
+            f = w.function(backend)
+            return (lambda: f(*w.data)), w.data
+        return make
+
+    def numpy_col():
+        w = WORKLOADS[name]()
+        return (lambda: w.numpy_fn(*w.data)), w.data
+
+    cols["interp"] = graphc_col("interp")
+    cols["numpy"] = numpy_col
+    cols["cpu"] = graphc_col("cpu")
+    for peer, make in peers.available(name).items():
+        cols[peer] = make
+    return cols
+
+
+def check(name, runs, reference):
+    """Refuse a column whose first output differs from the interpreter's."""
+    bad = {}
+    for col, fn in runs.items():
+        out = fn()
+        got = np.asarray(out[0] if isinstance(out, (list, tuple)) else out, np.float64)
+        if got.shape != reference.shape or not np.allclose(got, reference, rtol=2e-4, atol=1e-5):
+            bad[col] = float(np.max(np.abs(got - reference))) if got.shape == reference.shape else "shape"
+    return bad
+
+
+def time_interleaved(runs, reps, progress=None):
+    """Median seconds and page faults per call, one call of each column in turn."""
+    times = {c: [] for c in runs}
+    faults = {c: 0 for c in runs}
+    for _ in range(reps):
+        for c, fn in runs.items():
+            f0 = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+            t0 = time.perf_counter()
+            fn()
+            times[c].append(time.perf_counter() - t0)
+            faults[c] += resource.getrusage(resource.RUSAGE_SELF).ru_minflt - f0
+        if progress:
+            progress.update(1)
+    return {c: (float(np.median(t)), faults[c] / reps) for c, t in times.items()}
+
+
+def bench_workload(name, reps, progress=None):
+    makers = columns(name)
+    runs = {}
+    for col, make in makers.items():
+        fn, _ = make()
+        fn()                                       # warm up: compile, caches
+        runs[col] = fn
+    # the check uses fresh state (a training step changes its variables)
+    fresh = {col: make()[0] for col, make in makers.items()}
+    reference = np.asarray(_first(fresh.pop("interp")()), np.float64)
+    bad = check(name, fresh, reference)
+    for col in bad:
+        runs.pop(col)
+    result = time_interleaved(runs, reps, progress)
+    return result, bad
+
+
+def _first(out):
+    return out[0] if isinstance(out, (list, tuple)) else out
+
+
+W6_SCRIPT = textwrap.dedent("""
+    import time, numpy as np
+    from graphc.workloads import w3_train_step
+    w = w3_train_step()
+    f = w.function("cpu")
+    t = time.perf_counter(); f(*w.data); print(time.perf_counter() - t)
+""")
+
+
+def bench_compile(runs=1):
+    """W6: the W3 step's first call in a fresh process, cold (empty cache) then warm."""
+    with tempfile.TemporaryDirectory() as d:
+        env = dict(os.environ, GRAPHC_CACHE_DIR=d)
+        out = []
+        for _ in range(1 + runs):
+            p = subprocess.run([sys.executable, "-c", W6_SCRIPT], env=env, capture_output=True, text=True,
+                               check=True)
+            out.append(float(p.stdout.strip().splitlines()[-1]))
+    return {"cold": out[0], "warm": min(out[1:])}
+
+
+def machine_info():
+    info = {"python": platform.python_version(), "machine": platform.machine(), "cores": os.cpu_count(),
+            "OPENBLAS_CORETYPE": os.environ.get("OPENBLAS_CORETYPE", "unset"),
+            "OPENBLAS_L2_SIZE": os.environ.get("OPENBLAS_L2_SIZE", "unset")}
+    try:
+        from threadpoolctl import threadpool_info
+        info["blas"] = [f"{p.get('internal_api')} {p.get('version')} {p.get('architecture')} "
+                        f"threads={p.get('num_threads')}" for p in threadpool_info()
+                        if p.get("user_api") == "blas"]
+    except ImportError:
+        info["blas"] = ["threadpoolctl not installed"]
+    import numba
+
+    import graphc.runtime.cpu  # noqa: F401  (chooses the threading layer)
+    info["numba"] = f"{numba.__version__} threading layer {numba.config.THREADING_LAYER}"
+    return info
+
+
+def format_table(results):
+    cols = []
+    for r in results.values():
+        cols += [c for c in r["times"] if c not in cols]
+    head = f"{'':4} " + "".join(f"{c:>20}" for c in cols)
+    lines = [head]
+    for name, r in results.items():
+        base = r["times"].get("numpy", (None,))[0]
+        cells = []
+        for c in cols:
+            if c not in r["times"]:
+                cells.append(f"{'wrong' if c in r['bad'] else '-':>20}")
+                continue
+            t, faults = r["times"][c]
+            ratio = f" ({t / base:.2f}x)" if base else ""
+            cells.append(f"{_fmt(t) + ratio:>20}")
+        lines.append(f"{name:4} " + "".join(cells))
+    lines.append("times: median per call; (ratio to numpy, lower is faster)")
+    faults = {f"{n}/{c}": round(f, 1) for n, r in results.items() for c, (t, f) in r["times"].items() if f >= 1}
+    lines.append(f"minor page faults per call (>= 1): {faults or 'none'}")
+    return "\n".join(lines)
+
+
+def _fmt(seconds):
+    return f"{seconds * 1e3:.3f} ms" if seconds >= 1e-3 else f"{seconds * 1e6:.1f} us"
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(prog="graphc bench", description=__doc__.split("\n\n")[0])
+    parser.add_argument("workloads", nargs="*", default=["W1", "W2", "W3", "W4", "W6"])
+    parser.add_argument("--reps", type=int, default=30, help="timed calls per column (default 30)")
+    parser.add_argument("--json", default="bench.json", help="write the results here (default bench.json)")
+    parser.add_argument("--plot", help="write a bar chart of the ratios to numpy (needs matplotlib)")
+    args = parser.parse_args(argv)
+    try:
+        from tqdm import tqdm
+    except ImportError:                            # pragma: no cover
+        tqdm = None
+    info = machine_info()
+    print("machine:", json.dumps(info))
+    results, compile_times = {}, None
+    timed = [w for w in args.workloads if w != "W6"]
+    bar = tqdm(total=len(timed) * args.reps, desc="bench", unit="round") if tqdm else None
+    for name in timed:
+        if bar:
+            bar.set_postfix_str(name)
+        times, bad = bench_workload(name, args.reps, bar)
+        results[name] = {"times": times, "bad": bad}
+    if bar:
+        bar.close()
+    if "W6" in args.workloads:
+        compile_times = bench_compile()
+    print(format_table(results))
+    if compile_times:
+        print(f"W6   W3 step first call in a fresh process: cold cache {compile_times['cold']:.2f} s, "
+              f"warm cache {compile_times['warm']:.2f} s")
+    with open(args.json, "w") as f:
+        json.dump({"machine": info, "results": results, "W6": compile_times}, f, indent=1)
+    print(f"results written to {args.json}")
+    if args.plot:
+        plot(results, args.plot)
+
+
+def plot(results, path):
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    fig, ax = plt.subplots(figsize=(8, 4))
+    names = list(results)
+    cols = sorted({c for r in results.values() for c in r["times"]} - {"interp"})
+    width = 0.8 / max(len(cols), 1)
+    for k, c in enumerate(cols):
+        ratios = [results[n]["times"][c][0] / results[n]["times"]["numpy"][0] if c in results[n]["times"] else 0
+                  for n in names]
+        ax.bar(np.arange(len(names)) + k * width, ratios, width, label=c)
+    ax.set_xticks(np.arange(len(names)) + width * (len(cols) - 1) / 2, names)
+    ax.set_ylabel("time / numpy time (lower is faster)")
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path)
+    print(f"plot written to {path}")
+
+
+if __name__ == "__main__":
+    main()
