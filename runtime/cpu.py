@@ -18,11 +18,7 @@ from . import cache
 from .codegen import generate
 from .memory import kshape
 
-if "NUMBA_THREADING_LAYER" not in os.environ:
-    # Numba's default OpenMP layer keeps idle workers spinning, which starves OpenBLAS's
-    # threads on a small machine (DESIGN.md section 7); the workqueue layer's workers sleep.
-    import numba
-    numba.config.THREADING_LAYER = "workqueue"
+
 
 
 class Compiled:

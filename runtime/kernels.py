@@ -16,6 +16,7 @@ from graphc.ops.shape import index_key
 from .memory import kshape
 
 PARALLEL_MIN = 1 << 17     # elements: below this a parallel loop costs more than it saves
+CONTRACT = {"contract"}    # FMA contraction only: the inlined math depends on the order of operations
 
 
 class Ctx:
@@ -174,7 +175,7 @@ def _elementwise(n, ctx):
     for k, j in enumerate(outs):
         lines.append(pad + f"{'o' if flat else 'out'}{k}[{out_idx}] = v{j}")
     name = ctx.mod.kernel("fused" if n.op.name == "fused" else n.op.name, b.params + outs_params, lines,
-                          parallel=parallel)
+                          fastmath=CONTRACT, parallel=parallel)
     ctx.mod.emit(f"{name}({', '.join(b.arg_exprs + dests)})")
     return dests[0]
 
@@ -227,18 +228,31 @@ def _reduction(n, ctx):
     trailing = tuple(axes) == tuple(range(nd - len(axes), nd))
     count = " * ".join(dims[a] for a in axes) or "1"
     kept = [k for k in range(nd) if k not in axes]
+    size = int(np.prod(domain_shape))
+    parallel = ctx.mod.parallel and size >= PARALLEL_MIN and bool(kept)
+    vector_sum = op in ("sum", "mean") and dtype.kind == "f"
     if trailing:
-        loop, idx, depth = _loops([dims[k] for k in kept], False)
+        if vector_sum:          # the prologue fills a row; row_sum adds it up in SIMD lanes
+            lines.append(f"    row = np.empty({count}, np.{dtype.name})")
+        loop, idx, depth = _loops([dims[k] for k in kept], parallel)
         lines += loop
         pad = "    " * depth
-        lines.append(pad + f"acc = {_init(op, dtype)}")
+        if vector_sum and parallel:
+            lines.append(pad + f"row = np.empty({count}, np.{dtype.name})")     # one per thread
+        if not vector_sum:
+            lines.append(pad + f"acc = {_init(op, dtype)}")
         inner = [f"for i{a} in range({dims[a]}):" for a in axes]
         for k, text in enumerate(inner):
             lines.append(pad + "    " * k + text)
         ipad = pad + "    " * len(inner)
         all_idx = [f"i{k}" for k in range(nd)]
         lines += b.lines(tuple(domain_shape), all_idx, ipad)
-        lines.append(ipad + f"acc = {_combine(op, 'acc', v(), dtype)}")
+        if vector_sum:
+            flat = " + ".join(f"i{a}" + "".join(f" * {dims[c]}" for c in axes if c > a) for a in axes) or "0"
+            lines.append(ipad + f"row[{flat}] = {v()}")
+            lines.append(pad + f"acc = row_sum(row, {lit(0, dtype)})")
+        else:
+            lines.append(ipad + f"acc = {_combine(op, 'acc', v(), dtype)}")
         if op == "mean":
             lines.append(pad + f"acc = acc / {cast(count, np.dtype('int64'), dtype)}")
         oidx = _out_index(nd, kept, axes, keepdims)
@@ -256,8 +270,7 @@ def _reduction(n, ctx):
                       f"        flat[k] = flat[k] / {cast(count, np.dtype('int64'), dtype)}"]
     shape_src = b.arg_exprs[0] if not body else None
     params = b.params + ["out", "a_shape"]
-    fm = {"reassoc"} if dtype.kind == "f" and op in ("sum", "mean", "prod") else None
-    name = ctx.mod.kernel(f"{op}_reduce", params, lines, fastmath=fm)
+    name = ctx.mod.kernel(f"{op}_reduce", params, lines, fastmath=CONTRACT, parallel=parallel)
     shape_expr = f"{shape_src}.shape" if shape_src else repr(tuple(domain_shape))
     ctx.mod.emit(f"{name}({', '.join(b.arg_exprs + [dest, shape_expr])})")
     return dest
@@ -435,29 +448,38 @@ def _softmax(n, ctx):
     logf = "log32" if dtype == np.float32 else "math.log"
     dims = [f"n{k}" for k in range(nd)]
     outer = [k for k in range(nd) if k != axis]
+    size = int(np.prod(t.shape))
+    parallel = ctx.mod.parallel and size >= PARALLEL_MIN and bool(outer)
+    last = axis == nd - 1            # a row is contiguous: row_sum can add it up in SIMD lanes
     lines = [f"    {', '.join(dims)}{',' if nd == 1 else ''} = x.shape"]
-    loop, idx, depth = _loops([dims[k] for k in outer], False)
+    loop, idx, depth = _loops([dims[k] for k in outer], parallel)
     lines += loop
     pad = "    " * depth
     ix = ", ".join("j" if k == axis else f"i{outer.index(k)}" for k in range(nd))
+    row = ", ".join(f"i{k}" for k in range(nd - 1)) if last else ""
+    zero = lit(0, dtype)
     lines += [pad + f"m = {lit(-np.inf, dtype)}",
               pad + f"for j in range({dims[axis]}):",
-              pad + f"    m = x[{ix}] if x[{ix}] > m or x[{ix}] != x[{ix}] else m",
-              pad + f"s = {lit(0, dtype)}",
-              pad + f"for j in range({dims[axis]}):"]
+              pad + f"    m = x[{ix}] if x[{ix}] > m or x[{ix}] != x[{ix}] else m"]
     if log:
-        lines += [pad + f"    s += {exp}(x[{ix}] - m)",
-                  pad + f"lse = m + {logf}(s)",
+        lines += [pad + f"for j in range({dims[axis]}):",
+                  pad + f"    out[{ix}] = {exp}(x[{ix}] - m)"]
+    else:
+        lines += [pad + f"for j in range({dims[axis]}):",
+                  pad + f"    out[{ix}] = {exp}(x[{ix}] - m)"]
+    if last:
+        lines.append(pad + f"s = row_sum(out[{row}], {zero})" if row else pad + f"s = row_sum(out, {zero})")
+    else:
+        lines += [pad + f"s = {zero}", pad + f"for j in range({dims[axis]}):", pad + f"    s += out[{ix}]"]
+    if log:
+        lines += [pad + f"lse = m + {logf}(s)",
                   pad + f"for j in range({dims[axis]}):",
                   pad + f"    out[{ix}] = x[{ix}] - lse"]
     else:
-        lines += [pad + f"    e = {exp}(x[{ix}] - m)",
-                  pad + f"    out[{ix}] = e",
-                  pad + "    s += e",
-                  pad + f"r = {lit(1, dtype)} / s",
+        lines += [pad + f"r = {lit(1, dtype)} / s",
                   pad + f"for j in range({dims[axis]}):",
                   pad + f"    out[{ix}] = out[{ix}] * r"]
-    name = ctx.mod.kernel(n.op.name, ["x", "out"], lines, fastmath={"reassoc"})
+    name = ctx.mod.kernel(n.op.name, ["x", "out"], lines, fastmath=CONTRACT, parallel=parallel)
     dest = ctx.dest(n)
     ctx.mod.emit(f"{name}({ctx.value(n.inputs[0])}, {dest})")
     return dest
