@@ -7,7 +7,10 @@ a noisy machine. Reported: median time per call, ratio to numpy, and minor
 page faults per call. W6 times the W3 step's first call in fresh processes,
 with an empty kernel cache and then with the cache the first one left.
 
-    graphc bench [W1 W2 ...] [--reps N] [--json out.json] [--plot out.png]
+    graphc bench [W1 W2 ...] [--reps N] [--json out.json] [--plot out.png] [--keep-env]
+
+It re-runs itself with OPENBLAS_CORETYPE and OPENBLAS_L2_SIZE unset and
+OPENBLAS_THREAD_TIMEOUT=4 (see below) unless --keep-env is given.
 """
 import argparse
 import json
@@ -44,6 +47,12 @@ def columns(name):
     cols["interp"] = graphc_col("interp")
     cols["numpy"] = numpy_col
     cols["cpu"] = graphc_col("cpu")
+    if name == "W1":                               # the memory floor: read x once, write y once
+        def copy_col():
+            w = WORKLOADS[name]()
+            out = np.empty_like(w.data[0])
+            return (lambda: np.copyto(out, w.data[0])), w.data
+        cols["copy"] = copy_col
     for peer, make in peers.available(name).items():
         cols[peer] = make
     return cols
@@ -86,6 +95,7 @@ def bench_workload(name, reps, progress=None):
     # the check uses fresh state (a training step changes its variables)
     fresh = {col: make()[0] for col, make in makers.items()}
     reference = np.asarray(_first(fresh.pop("interp")()), np.float64)
+    fresh.pop("copy", None)                        # not the workload's answer, only its floor
     bad = check(name, fresh, reference)
     for col in bad:
         runs.pop(col)
@@ -121,7 +131,8 @@ def bench_compile(runs=1):
 def machine_info():
     info = {"python": platform.python_version(), "machine": platform.machine(), "cores": os.cpu_count(),
             "OPENBLAS_CORETYPE": os.environ.get("OPENBLAS_CORETYPE", "unset"),
-            "OPENBLAS_L2_SIZE": os.environ.get("OPENBLAS_L2_SIZE", "unset")}
+            "OPENBLAS_L2_SIZE": os.environ.get("OPENBLAS_L2_SIZE", "unset"),
+            "OPENBLAS_THREAD_TIMEOUT": os.environ.get("OPENBLAS_THREAD_TIMEOUT", "unset")}
     try:
         from threadpoolctl import threadpool_info
         info["blas"] = [f"{p.get('internal_api')} {p.get('version')} {p.get('architecture')} "
@@ -163,7 +174,29 @@ def _fmt(seconds):
     return f"{seconds * 1e3:.3f} ms" if seconds >= 1e-3 else f"{seconds * 1e6:.1f} us"
 
 
+# The environment of a benchmark run (DESIGN.md section 7): OpenBLAS's kernel choice is
+# forced to AVX2 by these two on this machine; and OpenBLAS threads spin for a long time
+# after each call, which, with two OpenBLAS copies in one process (numpy's and the one
+# Numba calls through scipy) and columns timed in turn, makes each column pay for the
+# previous one's spinning threads. Both are set before numpy loads, by re-running.
+UNSET = ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE")
+SET = {"OPENBLAS_THREAD_TIMEOUT": "4"}
+
+
+def _reexec_with_bench_env(argv):
+    if os.environ.get("GRAPHC_BENCH_ENV") == "1":
+        return
+    env = {k: v for k, v in os.environ.items() if k not in UNSET}
+    env.update(SET, GRAPHC_BENCH_ENV="1")
+    os.execve(sys.executable, [sys.executable, "-m", "graphc.bench", *argv], env)
+
+
 def main(argv=None):
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if "--keep-env" in argv:
+        argv.remove("--keep-env")
+    else:
+        _reexec_with_bench_env(argv)
     parser = argparse.ArgumentParser(prog="graphc bench", description=__doc__.split("\n\n")[0])
     parser.add_argument("workloads", nargs="*", default=["W1", "W2", "W3", "W4", "W6"])
     parser.add_argument("--reps", type=int, default=30, help="timed calls per column (default 30)")

@@ -142,3 +142,23 @@ def test_bad_feeds_are_checked_on_the_fast_path_too():
     with pytest.raises(gc.ArgumentError):
         f()
     np.testing.assert_array_equal(f(np.ones((2, 2), np.float32).T), np.full((2, 2), 2))  # a strided feed
+
+
+# ---------------------------------------------------------------- random graphs (from the passes tests)
+
+from hypothesis import HealthCheck, given, note, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+from test_passes_semantics import HypothesisChooser, assert_same, describe, random_program  # noqa: E402
+
+
+@settings(max_examples=25, deadline=None,
+          suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large, HealthCheck.filter_too_much])
+@given(st.data())
+def test_random_graphs_match_the_interpreter(data):
+    """Each example compiles a new module (~0.5 s cold), so fewer examples than the passes test."""
+    g, inputs, outputs, bounds, feeds = random_program(HypothesisChooser(data))
+    note(describe(outputs))
+    want = gc.function(inputs, outputs, backend="interp")(*feeds)
+    got = gc.function(inputs, outputs, backend="cpu")(*feeds)
+    assert_same(got, want, bounds, "cpu backend")
