@@ -343,7 +343,8 @@ class Power(Binary):
         a, b = node.inputs
         # at a == b == 0, b * a^(b-1) is 0 * inf = nan, but a^0 is the constant 1: read a as 1 there
         # (not a where() around the product: its untaken branch would give nan in the next derivative)
-        safe_a = F.where(F.equal(a, 0) & F.equal(b, 0), 1, a) if is_float(a) else None
+        nonzero_power = b.op.name == "constant" and bool(np.all(b.attrs["value"] != 0))   # x**2 etc.
+        safe_a = a if nonzero_power else F.where(F.equal(a, 0) & F.equal(b, 0), 1, a)
         ga = g * b * safe_a ** (b - 1) if is_float(a) else None
         # d/db a^b = a^b log a; at a == 0 the value a^b is 0 (b > 0), so use 0 rather than 0 * -inf
         gb = g * node * F.where(F.equal(a, 0), 0, F.log(a)) if is_float(b) else None

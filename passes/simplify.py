@@ -113,6 +113,14 @@ def _reduce(n, x):
         return x if n.attrs["keepdims"] else F.squeeze(x, axes)
 
 
+def _where(n, c, a, b):
+    v = fill_value(c)                                     # a condition known when the graph is built
+    if v is True and same_type(a, n):
+        return a
+    if v is False and same_type(b, n):
+        return b
+
+
 def _cast(n, x):
     if x.dtype == n.dtype:
         return x
@@ -121,7 +129,7 @@ def _cast(n, x):
 RULES = {
     "add": _add, "subtract": _subtract, "multiply": _multiply, "divide": _divide, "power": _power,
     "negative": _negative, "transpose": _transpose, "reshape": _reshape, "reshape_like": _reshape_like,
-    "broadcast_to": _broadcast, "broadcast_like": _broadcast, "cast": _cast,
+    "broadcast_to": _broadcast, "broadcast_like": _broadcast, "cast": _cast, "where": _where,
     "sum": _reduce, "mean": _reduce, "max": _reduce, "min": _reduce, "prod": _reduce,
 }
 

@@ -871,3 +871,22 @@ def test_pipeline_folds_then_simplifies():
         assert after is f
         assert body_ops(f) == ["multiply", "exp", "multiply", "add"]
         assert set(f.inputs) == {x, y}
+
+
+def test_where_with_a_constant_condition_picks_its_branch():
+    with gc.Graph():
+        a, b = gc.placeholder((3,), gc.float32), gc.placeholder((3,), gc.float32)
+        yes = gc.broadcast_to(gc.constant(True), (3,))
+        no = gc.broadcast_to(gc.constant(False), (3,))
+        (after_yes, after_no) = simplify([gc.where(yes, a, b), gc.where(no, a, b)])
+        assert after_yes is a and after_no is b
+        c = gc.placeholder((3,), gc.bool_)
+        (kept,) = simplify([gc.where(c, a, b)])
+        assert kept.op.name == "where"
+
+
+def test_the_gradient_of_a_constant_power_has_no_zero_guard():
+    with gc.Graph():
+        x = gc.placeholder((3,), gc.float32)
+        (g,) = gc.grad(gc.sum(x ** 2), [x])
+        assert "where" not in {n.op.name for n in ancestors([g])}
