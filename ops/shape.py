@@ -139,7 +139,7 @@ class Squeeze(Op):
 @register
 class BroadcastTo(Op):
     name = "broadcast_to"
-    kind = "shape"
+    kind = "elementwise"       # an identity with broadcasting: it fuses into the loop that reads it
 
     def canonical(self, types, shape):
         try:
@@ -160,6 +160,9 @@ class BroadcastTo(Op):
 
     def ref(self, x, shape):
         return np.broadcast_to(x, shape)
+
+    def scalar(self, args, ins, out, consts, **attrs):
+        return args[0]
 
     def grad(self, node, g):
         return [g]                # gc.grad sums the broadcast axes back

@@ -6,6 +6,7 @@ import graphc.api as F
 from graphc.graph import ancestors
 
 from .rewrite import rebuild, rewrite, users
+from .simplify import fill_value
 
 FOLD_LIMIT = 1 << 16   # elements: folding never materializes a constant bigger than this
 
@@ -14,6 +15,13 @@ def constant_fold(roots, limit=FOLD_LIMIT):
     """An op whose inputs are all constants becomes a constant, computed by its numpy reference,
     unless the result would have more than `limit` elements (broadcast_to(0.0, big) stays lazy)."""
     def rule(n, ins):
+        if n.op.kind == "elementwise" and n.op.name != "broadcast_to" and n.type.is_concrete \
+                and n.type.size > 1 and not all(x.op.name == "constant" for x in ins):
+            fills = [fill_value(x) for x in ins]
+            if all(v is not None for v in fills):        # op(fill a, fill b) -> fill op(a, b), kept lazy
+                with np.errstate(all="ignore"):
+                    v = n.op.ref(*[np.asarray(v, x.dtype) for v, x in zip(fills, ins)], **n.attrs)
+                return F.broadcast_to(F.constant(np.asarray(v, n.dtype), graph=n.graph), n.shape)
         if n.op.kind in ("source", "fused") or not all(x.op.name == "constant" for x in ins):
             return None
         if n.type.size is None or n.type.size > limit:
