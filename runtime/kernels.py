@@ -458,9 +458,13 @@ def _softmax(n, ctx):
     ix = ", ".join("j" if k == axis else f"i{outer.index(k)}" for k in range(nd))
     row = ", ".join(f"i{k}" for k in range(nd - 1)) if last else ""
     zero = lit(0, dtype)
-    lines += [pad + f"m = {lit(-np.inf, dtype)}",
-              pad + f"for j in range({dims[axis]}):",
-              pad + f"    m = x[{ix}] if x[{ix}] > m or x[{ix}] != x[{ix}] else m"]
+    if last:   # a nan anywhere in the row makes every output nan, whatever the max says
+        lines.append(pad + f"m = row_max(x[{row}], {lit(-np.inf, dtype)})" if row else
+                     pad + f"m = row_max(x, {lit(-np.inf, dtype)})")
+    else:
+        lines += [pad + f"m = {lit(-np.inf, dtype)}",
+                  pad + f"for j in range({dims[axis]}):",
+                  pad + f"    m = x[{ix}] if x[{ix}] > m or x[{ix}] != x[{ix}] else m"]
     if log:
         lines += [pad + f"for j in range({dims[axis]}):",
                   pad + f"    out[{ix}] = {exp}(x[{ix}] - m)"]
