@@ -138,8 +138,9 @@ def plan_memory(nodes, outputs, updates, types):
                 buf = Buffer(f"buf{len(plan.buffers)}", *key)
                 plan.buffers.append(buf)
                 plan._target[n] = buf.name
-        # release the buffers whose last reader is n
-        for i in set(n.inputs[0].inputs if n.op.name == "fused_output" else n.inputs):
+        # release the buffers whose last reader is n (in input order, never a set's order:
+        # the generated source, hence the kernel cache's file name, must not vary between runs)
+        for i in dict.fromkeys(n.inputs[0].inputs if n.op.name == "fused_output" else n.inputs):
             r = root[i]
             if last_use.get(r) == position[n] and isinstance(plan._target.get(r), str) \
                     and plan._target[r].startswith("buf"):

@@ -64,3 +64,16 @@ def test_the_file_name_depends_on_the_source_and_versions():
     a, b = cache.module_key("x = 1\n"), cache.module_key("x = 2\n")
     assert a != b and a == cache.module_key("x = 1\n")
     assert np.__version__ in cache._versions()
+
+
+def test_the_generated_source_is_the_same_every_time():
+    """The kernel file's name is the hash of its source: it must not depend on object
+    addresses or set order, or a second process would miss the cache."""
+    from graphc.workloads import w3_train_step
+    sources = set()
+    for _ in range(3):
+        w = w3_train_step(batch=4)
+        f = w.function("cpu")
+        f(*w.data)
+        sources.add(f.source)
+    assert len(sources) == 1
