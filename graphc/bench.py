@@ -73,8 +73,12 @@ def time_interleaved(runs, reps, progress=None):
     """Median seconds and page faults per call, one call of each column in turn."""
     times = {c: [] for c in runs}
     faults = {c: 0 for c in runs}
+    order = list(runs)
+    rng = np.random.default_rng(0)
     for _ in range(reps):
-        for c, fn in runs.items():
+        # a new order each round: no column always runs right after another one's threads
+        for c in rng.permutation(order):
+            fn = runs[c]
             f0 = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
             t0 = time.perf_counter()
             fn()

@@ -48,8 +48,9 @@ class Module:
 
     def source(self, step_params, returns, header):
         out = [header, "import math", "", "import numpy as np", "from numba import njit, prange", "",
-               "from graphc.runtime.fastmath import (exp32, expm1_32, log32, matmul_into, row_max, row_sum,",
-               "                                     sigmoid32, sigmoid64, softplus32, softplus64, tanh32)",
+               "from graphc.runtime.fastmath import (exp32, expm1_32, log32, matmul_into, row_max, row_min,",
+               "                                     row_sum, sigmoid32, sigmoid64, softplus32, softplus64,",
+               "                                     tanh32)",
                ""]
         for (prefix, params, text, fastmath, parallel), name in self.kernels.items():
             flags = 'cache=True, error_model="numpy"'

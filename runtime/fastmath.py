@@ -189,11 +189,41 @@ def row_sum(a, zero):
     return acc
 
 
-@njit(cache=True, fastmath={"nnan", "reassoc", "nsz"})
+@njit(cache=True)
 def row_max(a, init):
-    """Max of a 1-D array, vectorized: LLVM may ignore nan here, so call it only where a nan
-    cannot change the final answer (softmax: a nan element makes the whole row nan anyway)."""
+    """Max of a 1-D array, nan winning as in numpy. Sixteen running maxima, one per lane,
+    turn the reduction into an elementwise select that LLVM vectorizes (it will not
+    vectorize a float max reduction without giving up nan)."""
+    lanes = np.full(16, init)
+    n = a.size - a.size % 16
+    for k in range(0, n, 16):
+        for lane in range(16):
+            v = a[k + lane]
+            lanes[lane] = v if (v > lanes[lane] or v != v) else lanes[lane]
     m = init
-    for k in range(a.size):
-        m = max(m, a[k])
+    for lane in range(16):
+        v = lanes[lane]
+        m = v if (v > m or v != v) else m
+    for k in range(n, a.size):
+        v = a[k]
+        m = v if (v > m or v != v) else m
+    return m
+
+
+@njit(cache=True)
+def row_min(a, init):
+    """Min of a 1-D array, nan winning; lanes as in row_max."""
+    lanes = np.full(16, init)
+    n = a.size - a.size % 16
+    for k in range(0, n, 16):
+        for lane in range(16):
+            v = a[k + lane]
+            lanes[lane] = v if (v < lanes[lane] or v != v) else lanes[lane]
+    m = init
+    for lane in range(16):
+        v = lanes[lane]
+        m = v if (v < m or v != v) else m
+    for k in range(n, a.size):
+        v = a[k]
+        m = v if (v < m or v != v) else m
     return m

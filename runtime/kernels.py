@@ -230,7 +230,9 @@ def _reduction(n, ctx):
     kept = [k for k in range(nd) if k not in axes]
     size = int(np.prod(domain_shape))
     parallel = ctx.mod.parallel and size >= PARALLEL_MIN and bool(kept)
-    vector_sum = op in ("sum", "mean") and dtype.kind == "f"
+    # float sums, maxima and minima over a row go through the vectorized row_* helpers
+    row_fn = {"sum": "row_sum", "mean": "row_sum", "max": "row_max", "min": "row_min"}.get(op)
+    vector_sum = row_fn is not None and dtype.kind == "f"
     if trailing:
         if vector_sum:          # the prologue fills a row; row_sum adds it up in SIMD lanes
             lines.append(f"    row = np.empty({count}, np.{dtype.name})")
@@ -250,7 +252,7 @@ def _reduction(n, ctx):
         if vector_sum:
             flat = " + ".join(f"i{a}" + "".join(f" * {dims[c]}" for c in axes if c > a) for a in axes) or "0"
             lines.append(ipad + f"row[{flat}] = {v()}")
-            lines.append(pad + f"acc = row_sum(row, {lit(0, dtype)})")
+            lines.append(pad + f"acc = {row_fn}(row, {_init(op, dtype)})")
         else:
             lines.append(ipad + f"acc = {_combine(op, 'acc', v(), dtype)}")
         if op == "mean":
@@ -458,7 +460,7 @@ def _softmax(n, ctx):
     ix = ", ".join("j" if k == axis else f"i{outer.index(k)}" for k in range(nd))
     row = ", ".join(f"i{k}" for k in range(nd - 1)) if last else ""
     zero = lit(0, dtype)
-    if last:   # a nan anywhere in the row makes every output nan, whatever the max says
+    if last:
         lines.append(pad + f"m = row_max(x[{row}], {lit(-np.inf, dtype)})" if row else
                      pad + f"m = row_max(x, {lit(-np.inf, dtype)})")
     else:
