@@ -69,24 +69,33 @@ def check(name, runs, reference):
     return bad
 
 
+SETTLE = 0.02   # seconds between columns: the previous column's worker threads (OpenBLAS,
+                # XLA, Numba) stop spinning and leave the cores to the next one
+BURST = 3       # timed calls per column and round, after one untimed call that wakes it up
+
+
 def time_interleaved(runs, reps, progress=None):
-    """Median seconds and page faults per call, one call of each column in turn."""
+    """Median seconds and page faults per call. Each round visits every column once, in a
+    new order (no column always follows the same one); a visit is a pause, one untimed
+    call, then BURST timed calls."""
     times = {c: [] for c in runs}
     faults = {c: 0 for c in runs}
     order = list(runs)
     rng = np.random.default_rng(0)
     for _ in range(reps):
-        # a new order each round: no column always runs right after another one's threads
         for c in rng.permutation(order):
             fn = runs[c]
-            f0 = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
-            t0 = time.perf_counter()
+            time.sleep(SETTLE)
             fn()
-            times[c].append(time.perf_counter() - t0)
-            faults[c] += resource.getrusage(resource.RUSAGE_SELF).ru_minflt - f0
+            for _ in range(BURST):
+                f0 = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+                t0 = time.perf_counter()
+                fn()
+                times[c].append(time.perf_counter() - t0)
+                faults[c] += resource.getrusage(resource.RUSAGE_SELF).ru_minflt - f0
         if progress:
             progress.update(1)
-    return {c: (float(np.median(t)), faults[c] / reps) for c, t in times.items()}
+    return {c: (float(np.median(t)), faults[c] / (reps * BURST)) for c, t in times.items()}
 
 
 def bench_workload(name, reps, progress=None):
@@ -203,7 +212,7 @@ def main(argv=None):
         _reexec_with_bench_env(argv)
     parser = argparse.ArgumentParser(prog="graphc bench", description=__doc__.split("\n\n")[0])
     parser.add_argument("workloads", nargs="*", default=["W1", "W2", "W3", "W4", "W6"])
-    parser.add_argument("--reps", type=int, default=30, help="timed calls per column (default 30)")
+    parser.add_argument("--reps", type=int, default=20, help=f"rounds; each times {BURST} calls per column (default 20)")
     parser.add_argument("--json", default="bench.json", help="write the results here (default bench.json)")
     parser.add_argument("--plot", help="write a bar chart of the ratios to numpy (needs matplotlib)")
     args = parser.parse_args(argv)
