@@ -12,6 +12,8 @@ from .function import Function, function  # noqa: F401
 from graphc.passes.autodiff import grad  # noqa: F401  (after .api: the rules build nodes with it)
 from graphc.passes.pipeline import DEFAULT_PIPELINE, optimize  # noqa: F401
 from .graph import Graph, Node, get_default_graph, reset_default_graph  # noqa: F401
+from . import random  # noqa: F401  (gc.random.uniform/normal/bernoulli)
+from . import init, losses, nn, optim, regularizers  # noqa: F401,E402  (training: gc.nn, gc.optim, gc.init)
 from .types import DTYPES, TensorType, bool_, float32, float64, int32, int64  # noqa: F401
 
 __version__ = "0.1.0"

@@ -73,6 +73,11 @@ class Function:
         self._check_inputs(loc)
         self.updates = self._check_updates(updates or {}, loc)
         self.nodes = ancestors(self.outputs + list(self.updates.values()))
+        from .random import counters_in
+        for c in counters_in(self.nodes):            # random ops draw new numbers on every call
+            if c not in self.updates:
+                self.updates[c] = c + 1
+        self.nodes = ancestors(self.outputs + list(self.updates.values()))
         fed = set(self.inputs)
         missing = [n for n in self.nodes if n.op.name == "placeholder" and n not in fed]
         if missing:

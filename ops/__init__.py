@@ -4,7 +4,7 @@ Importable without Numba: backends add their lowerings elsewhere.
 """
 from graphc.graph import register_internal_dir
 
-from . import elementwise, fused, linalg, nn, reductions, shape, sources  # noqa: F401  (registers the ops)
+from . import elementwise, fused, linalg, nn, random, reductions, shape, sources  # noqa: F401  (registers the ops)
 from .base import REGISTRY, Op, get, register
 
 register_internal_dir(__file__)

@@ -50,7 +50,7 @@ class Module:
         out = [header, "import math", "", "import numpy as np", "from numba import njit, prange", "",
                "from graphc.runtime.fastmath import (exp32, expm1_32, log32, matmul_into, row_max, row_min,",
                "                                     row_sum, sigmoid32, sigmoid64, softplus32, softplus64,",
-               "                                     tanh32)",
+               "                                     splitmix64, tanh32)",
                ""]
         for (prefix, params, text, fastmath, parallel), name in self.kernels.items():
             flags = 'cache=True, error_model="numpy"'
@@ -90,10 +90,12 @@ def generate(nodes, outputs, updates, types, inputs, parallel=False, header="# g
 
     for k, ph in enumerate(inputs):
         names[ph] = param(f"in{k}_{_ident(ph.name)}", "feed", k)
+    # the runtime passes feeds, then variables, then constants and buffers: keep that order
     for n in nodes:
         if n.op.name == "variable":
             names[n] = param(f"var_{_ident(n.name)}", "var", n)
-        elif n.op.name == "constant" and not plan.inlined(n):
+    for n in nodes:
+        if n.op.name == "constant" and not plan.inlined(n):
             names[n] = param(f"const{len(prog.params)}", "const", n.attrs["value"])
         elif n.op.name == "size":
             value = np.asarray(np.prod([types[n.inputs[0]].shape[a] for a in n.attrs["axis"]]), n.dtype)

@@ -227,3 +227,12 @@ def row_min(a, init):
         v = a[k]
         m = v if (v < m or v != v) else m
     return m
+
+
+@njit(inline="always")
+def splitmix64(z):
+    """The hash behind gc.random (ops/random.py): uint64 arithmetic wraps as in numpy."""
+    z = z + np.uint64(0x9E3779B97F4A7C15)
+    z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+    z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+    return z ^ (z >> np.uint64(31))

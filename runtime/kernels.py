@@ -544,10 +544,32 @@ def _argreduce(n, ctx):
     return dest
 
 
+def _random(n, ctx):
+    """Every element from the hash of its index, the call counter and the op's key (ops/random.py)."""
+    from graphc.ops.random import COUNTER_STEP, stream_key
+    dtype = ctx.types[n].dtype
+    key = stream_key(n.attrs["seed"], n.attrs["stream"])
+    lines = ["    flat = out.reshape(out.size)",
+             f"    offset = np.uint64(counter[0]) * np.uint64({COUNTER_STEP}) + np.uint64({key})",
+             "    for i in range(flat.size):",
+             "        bits = splitmix64(np.uint64(i) + offset)",
+             "        u1 = np.float64(bits >> np.uint64(40)) * 5.9604644775390625e-08     # 2 ** -24"]
+    if n.op.name == "random_uniform":
+        lines.append(f"        flat[i] = np.{dtype.name}(u1)")
+    else:
+        lines += ["        u2 = np.float64(bits & np.uint64(0xFFFFFF)) * 5.9604644775390625e-08",
+                  f"        flat[i] = np.{dtype.name}(math.sqrt(-2.0 * math.log1p(-u1)) * "
+                  "math.cos(6.283185307179586 * u2))"]
+    name = ctx.mod.kernel(n.op.name, ["counter", "out"], lines)
+    dest = ctx.dest(n)
+    ctx.mod.emit(f"{name}({ctx.value(n.inputs[1])}, {dest})")
+    return dest
+
+
 LOWER = {
     "matmul": _matmul, "transpose": _transpose, "reshape": _reshape, "expand_dims": _reshape,
     "squeeze": _reshape, "reshape_like": _reshape, "getitem": _getitem, "broadcast_to": _broadcast,
     "broadcast_like": _broadcast, "concatenate": _concatenate, "pad": _pad, "unslice": _unslice,
     "softmax": _softmax, "log_softmax": _softmax, "one_hot": _one_hot, "argmax": _argreduce,
-    "argmin": _argreduce,
+    "argmin": _argreduce, "random_uniform": _random, "random_normal": _random,
 }

@@ -162,3 +162,20 @@ def test_random_graphs_match_the_interpreter(data):
     want = gc.function(inputs, outputs, backend="interp")(*feeds)
     got = gc.function(inputs, outputs, backend="cpu")(*feeds)
     assert_same(got, want, bounds, "cpu backend")
+
+
+def test_constants_between_variables_keep_the_argument_order():
+    """The step's parameters are feeds, variables, constants, buffers: a constant built
+    between two variables must not shift them (a real bug once: Adam's state came after it)."""
+    with gc.Graph():
+        x = gc.placeholder((3,), gc.float32)
+        a = gc.variable(np.ones(3, np.float32), name="a")
+        c = gc.constant(np.arange(3, dtype=np.float32))
+        b = gc.variable(np.full(3, 2, np.float32), name="b")
+        y = (x + a) * c + b
+        f = gc.function([x], y, {a: a + c, b: b * 2}, backend="cpu")
+    xv = np.ones(3, np.float32)
+    np.testing.assert_allclose(f(xv), [2, 4, 6])                # (1 + 1) * c + 2
+    np.testing.assert_allclose(f(xv), [4, 10, 16])              # (1 + a + c) * c + 2 b
+    np.testing.assert_allclose(gc.get_value(a), [1, 3, 5])
+    np.testing.assert_allclose(gc.get_value(b), [8, 8, 8])
