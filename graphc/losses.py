@@ -41,7 +41,7 @@ def _float_input(loss, what, x):
     return x
 
 
-def _target(loss, x, like, what="target", allow_int=False):
+def _target(loss, x, like, what="target", like_what="pred", allow_int=False):
     """`x` as a node shaped and typed like `like` (ints/bools are cast when allow_int)."""
     if not isinstance(x, Node):
         arr = np.asarray(x)
@@ -50,9 +50,9 @@ def _target(loss, x, like, what="target", allow_int=False):
         if allow_int and x.dtype not in FLOATS:
             x = F.cast(x, like.dtype)
         else:
-            raise DTypeError(f"{loss}: {what} is {x.type} but the prediction is {like.type}; "
+            raise DTypeError(f"{loss}: {like_what} {like.type} and {what} {x.type} must have the same dtype; "
                              f"convert one with gc.cast(..., gc.{like.dtype}){at(user_location())}")
-    _same_shape(loss, like.shape, x.shape, f"the prediction {like.type} and the {what} {x.type}")
+    _same_shape(loss, like.shape, x.shape, f"{like_what} {like.type} and {what} {x.type}")
     return x
 
 
@@ -103,7 +103,9 @@ def _pick(loss, scores, labels, what):
     want, got = scores.shape[:-1], labels.shape
     if not (len(want) == len(got) and all(a is None or b is None or a == b for a, b in zip(want, got))):
         raise ShapeError(f"{loss}: {what} {scores.type} need integer labels of shape {fmt_shape(want)} "
-                         f"(one class index per row), got {labels.type}{at(user_location())}")
+                         f"(one class index per row), got {labels.type}"
+                         + ("; one-hot or probability targets must be floats" if len(got) == len(want) + 1 else "")
+                         + at(user_location()))
     depth = scores.shape[-1]
     if depth is None:
         raise ShapeError(f"{loss}: the number of classes (the last axis of {what} {scores.type}) must be known "
@@ -165,7 +167,7 @@ def binary_crossentropy(probs, targets, eps=1e-7):
     (cast to it).
     """
     probs = _float_input("binary_crossentropy", "probs", probs)
-    targets = _target("binary_crossentropy", targets, probs, "targets", allow_int=True)
+    targets = _target("binary_crossentropy", targets, probs, "targets", "probs", allow_int=True)
     if not 0 < eps < 0.5:
         raise GraphError(f"binary_crossentropy: eps must be in (0, 0.5), got {eps!r}{at(user_location())}")
     p = F.minimum(F.maximum(probs, eps), 1 - eps)
@@ -183,7 +185,7 @@ def binary_crossentropy_with_logits(logits, targets):
     targets: floats in [0, 1] of the logits' dtype, or int/bool labels (cast).
     """
     logits = _float_input("binary_crossentropy_with_logits", "logits", logits)
-    targets = _target("binary_crossentropy_with_logits", targets, logits, "targets", allow_int=True)
+    targets = _target("binary_crossentropy_with_logits", targets, logits, "targets", "logits", allow_int=True)
     return _per_example(F.softplus(logits) - logits * targets)
 
 # ---------------------------------------------------------------- multi-class classification
@@ -217,7 +219,7 @@ def softmax_cross_entropy(logits, labels):
     if labels.dtype not in FLOATS:
         raise DTypeError(f"{loss}: labels must be int32/int64 class indices or float targets, "
                          f"got {labels.type}{at(user_location())}")
-    targets = _target(loss, labels, logits, "float targets")
+    targets = _target(loss, labels, logits, "float targets", "logits")
     return _per_example(-F.sum(targets * log_probs, axis=-1))
 
 
