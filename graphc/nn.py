@@ -85,11 +85,9 @@ def _unique_layer_name(graph, base):
 
 
 def _initializer(spec, seed):
+    """An initializer from a name ("glorot_uniform", "zeros", ...) seeded with `seed`, or as given."""
     from . import init
-    made = init.get(spec)
-    if isinstance(spec, str) and hasattr(made, "seed") and seed is not None:
-        made = type(made)(seed=seed)
-    return made
+    return init.get(spec, seed=seed)
 
 
 class Dense(Layer):

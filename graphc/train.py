@@ -166,8 +166,11 @@ def save(model, path):
 
 def load(model, path):
     """Set the model's variables from an .npz file written by save (no pickle)."""
-    with np.load(path, allow_pickle=False) as data:
-        stored = {k: data[k] for k in data.files}
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            stored = {k: data[k] for k in data.files}
+    except (OSError, ValueError, EOFError) as e:     # not there, not an npz, truncated, pickled
+        raise GraphError(f"load {path}: not a readable .npz of saved variables: {e}") from None
     mine = {v.name: v for v in model.variables}
     missing, extra = sorted(set(mine) - set(stored)), sorted(set(stored) - set(mine))
     if missing or extra:
