@@ -56,9 +56,13 @@ def _target(loss, x, like, what="target", like_what="pred", allow_int=False):
     return x
 
 
+def _compatible(want, got):
+    """Same rank and sizes, a None (known at call time) matching any size."""
+    return len(want) == len(got) and all(a is None or b is None or a == b for a, b in zip(want, got))
+
+
 def _same_shape(loss, want, got, described):
-    ok = len(want) == len(got) and all(a is None or b is None or a == b for a, b in zip(want, got))
-    if not ok:
+    if not _compatible(want, got):
         raise ShapeError(f"{loss}: {described} must have the same shape, got {fmt_shape(want)} "
                          f"and {fmt_shape(got)} (losses do not broadcast){at(user_location())}")
 
@@ -69,14 +73,15 @@ def _per_example(x):
 
 
 def _safe_sqrt(x):
-    """sqrt(x) whose gradient at x == 0 is 0 instead of nan.
+    """sqrt(x) for x >= 0 whose gradient at x == 0 is 0 instead of nan.
 
     sqrt's rule is g * 0.5 / sqrt(x): at 0 it is 0 * inf = nan even where g is
     0. Both `where`s are needed: the outer one picks the value, the inner one
-    keeps sqrt away from 0 so its (discarded) gradient there is finite.
+    keeps sqrt away from 0 so its (discarded) gradient there is finite. The
+    test is x != 0, not x > 0, so that a nan still comes out as nan.
     """
-    pos = x > 0
-    return F.where(pos, F.sqrt(F.where(pos, x, 1)), 0)
+    nonzero = F.not_equal(x, 0)
+    return F.where(nonzero, F.sqrt(F.where(nonzero, x, 1)), 0)
 
 
 def _labels(labels, like):
@@ -101,7 +106,7 @@ def _pick(loss, scores, labels, what):
     if scores.ndim < 1:
         raise ShapeError(f"{loss}: {what} need a class axis, got a scalar {scores.type}{at(user_location())}")
     want, got = scores.shape[:-1], labels.shape
-    if not (len(want) == len(got) and all(a is None or b is None or a == b for a, b in zip(want, got))):
+    if not _compatible(want, got):
         raise ShapeError(f"{loss}: {what} {scores.type} need integer labels of shape {fmt_shape(want)} "
                          f"(one class index per row), got {labels.type}"
                          + ("; one-hot or probability targets must be floats" if len(got) == len(want) + 1 else "")
@@ -224,7 +229,10 @@ def softmax_cross_entropy(logits, labels):
 
 
 def negative_log_likelihood(log_probs, labels):
-    """-log_probs[..., label], mean over non-batch axes but the class axis.
+    """-log_probs[..., label]: the log-probability of the labelled class, negated; shape (batch,).
+
+    Picked along the last (class) axis, then averaged over any other non-batch
+    axes, as in softmax_cross_entropy.
 
     log_probs: (batch, classes) log-probabilities, e.g. gc.log_softmax(x);
     labels: int32/int64 class indices of shape log_probs.shape[:-1]. With

@@ -373,7 +373,8 @@ class ReduceLROnPlateau(_Schedule):
 
     def step(self, epoch=None, metric=None):
         if metric is None:
-            raise GraphError("ReduceLROnPlateau.step needs metric= (the monitored value, e.g. the validation loss)")
+            raise GraphError("ReduceLROnPlateau.step needs metric= (the monitored value, "
+                             "e.g. the validation loss)")
         self.last_epoch = self.last_epoch + 1 if epoch is None else int(epoch)
         metric = float(metric)
         if self._improved(metric):

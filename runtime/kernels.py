@@ -478,9 +478,9 @@ def _softmax(n, ctx):
     else:
         lines += [pad + f"s = {zero}", pad + f"for j in range({dims[axis]}):", pad + f"    s += out[{ix}]"]
     if log:
-        lines += [pad + f"lse = m + {logf}(s)",
+        lines += [pad + f"ls = {logf}(s)",                     # (x - m) - log s: exact x - m first
                   pad + f"for j in range({dims[axis]}):",
-                  pad + f"    out[{ix}] = x[{ix}] - lse"]
+                  pad + f"    out[{ix}] = (x[{ix}] - m) - ls"]
     else:
         lines += [pad + f"r = {lit(1, dtype)} / s",
                   pad + f"for j in range({dims[axis]}):",

@@ -233,6 +233,8 @@ def test_rmse_is_sqrt_of_batch_mse_and_zero_gradient_at_exact_fit():
     assert np.all(g_per[0] == 0) and np.isfinite(g_per).all()  # exact fit: 0, not nan
     assert np.all(evaluate(lambda a, c: gc.grad(L.rmse(a, c), a), t, t) == 0)
     np.testing.assert_allclose(g_b, (x - t) / x.size / b)
+    nan = evaluate(L.root_mean_squared_error, np.array([[np.nan, 1.0], [1.0, 1.0]]), x)
+    assert np.isnan(nan[0]) and nan[1] == np.sqrt(10.0)       # a nan is not hidden by the 0 case
 
 
 def test_bce_clips_and_casts_integer_labels():

@@ -163,8 +163,8 @@ def reference_run(name, dtype):
         hyper = {**kwargs, "lr": dtype(lr)}
         W, b = ref(W, gW, sW, **hyper), ref(b, gb, sb, **hyper)
         values = {f"{name}/W": W, f"{name}/b": b}
-        values.update({f"{name}/W/{k}": v for k, v in sW.items() if k != "t"})
-        values.update({f"{name}/b/{k}": v for k, v in sb.items() if k != "t"})
+        values.update({f"{name}/W/{s}": v for s, v in sW.items() if s != "t"})
+        values.update({f"{name}/b/{s}": v for s, v in sb.items() if s != "t"})
         record.append((loss, values))
     return record
 
@@ -193,7 +193,6 @@ def test_changing_lr_changes_the_next_step_without_recompiling(banks, backend):
     bank = banks[np.float64]
     bank.reset()
     fn, opt, (W, b) = bank.fns[backend], bank.opts["sgd"], bank.params["sgd"]
-    compiled = len(fn._compiled) if backend == "cpu" else None
     schedule = optim.StepDecay(opt, step_size=1, gamma=0.1)      # remembers the lr after reset, 0.1
     for lr in [0.1, 0.025, "schedule", 0.5]:
         if lr == "schedule":
@@ -209,7 +208,7 @@ def test_changing_lr_changes_the_next_step_without_recompiling(banks, backend):
         np.testing.assert_allclose(gc.get_value(b) - before[1], -lr * gb, rtol=1e-9)
         assert gc.get_value(opt.lr_var) == lr
     if backend == "cpu":
-        assert len(fn._compiled) == compiled == 1
+        assert len(fn._compiled) == 1                 # one shape signature, compiled once
 
 
 def test_lr_property_and_variable():
@@ -301,12 +300,14 @@ def test_errors():
         V = gc.variable(np.ones(2), name="V")
         with pytest.raises(ForeignNodeError, match="one optimizer per graph"):
             opt.updates(gc.sum(V), [V])
-    for make in [lambda: optim.SGD(lr=-0.1), lambda: optim.SGD(momentum=-1), lambda: optim.SGD(nesterov=True),
-                 lambda: optim.Adam(beta1=1.0), lambda: optim.RMSprop(rho=1.5), lambda: optim.Adagrad(eps=float("nan")),
-                 lambda: optim.StepDecay(optim.SGD(), step_size=0), lambda: optim.ReduceLROnPlateau(optim.SGD(), mode="up"),
-                 lambda: optim.ReduceLROnPlateau(optim.SGD(), factor=1.0)]:
+    bad = [(optim.SGD, dict(lr=-0.1)), (optim.SGD, dict(momentum=-1)), (optim.SGD, dict(nesterov=True)),
+           (optim.Adam, dict(beta1=1.0)), (optim.RMSprop, dict(rho=1.5)), (optim.Adagrad, dict(eps=float("nan"))),
+           (optim.StepDecay, dict(opt=optim.SGD(), step_size=0)),
+           (optim.ReduceLROnPlateau, dict(opt=optim.SGD(), mode="up")),
+           (optim.ReduceLROnPlateau, dict(opt=optim.SGD(), factor=1.0))]
+    for cls, kwargs in bad:
         with pytest.raises(GraphError):
-            make()
+            cls(**kwargs)
 
 
 # ====================================================================== schedules
@@ -323,7 +324,7 @@ def test_step_decay_sequence():
     assert lrs(sched, 6) == pytest.approx([1.0, 0.5, 0.5, 0.25, 0.25, 0.125], rel=1e-12)
     assert opt.lr == pytest.approx(0.125, rel=1e-12)
     assert sched.step(epoch=1) == pytest.approx(0.5, rel=1e-12)   # epoch 1 ended: the lr of epoch 2
-    assert sched.step(epoch=8) == pytest.approx(1 / 32, rel=1e-12)
+    assert sched.step(epoch=8) == pytest.approx(1 / 16, rel=1e-12)   # epoch 9: 0.5 ** (9 // 2)
 
 
 def test_exponential_decay_sequence_on_a_bound_optimizer():
@@ -429,7 +430,7 @@ def test_training_reduces_the_loss_with_every_optimizer(banks, backend):
         bank.opts[name].lr = lr
     losses = np.array([bank.fns[backend](X, Y) for _ in range(200)])    # (steps, optimizers)
     final = dict(zip(CONFIGS, losses[-1] / losses[0]))
-    slow = {"adadelta": 0.5}                  # Adadelta's first steps are ~sqrt(eps) long
+    slow = {"adadelta": 0.25}                 # Adadelta's first steps are ~sqrt(eps) long (measured 0.1)
     for name, ratio in final.items():
         assert ratio < slow.get(name, 0.01), (name, ratio, losses[[0, 50, 100, -1], list(CONFIGS).index(name)])
     if backend == "cpu":
