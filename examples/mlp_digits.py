@@ -24,14 +24,15 @@ def load_digits(seed=0):
 
 def build_model(seed=0):
     return gc.nn.Sequential([
-        gc.nn.Dense(128, "relu", seed=seed),
-        gc.nn.Dropout(0.2, seed=seed + 1),
-        gc.nn.Dense(64, "relu", seed=seed + 2),
+        gc.nn.Dense(256, "relu", seed=seed),
+        gc.nn.Dropout(0.3, seed=seed + 1),
+        gc.nn.Dense(128, "relu", seed=seed + 2),
+        gc.nn.Dropout(0.3, seed=seed + 4),
         gc.nn.Dense(10, seed=seed + 3),
     ])
 
 
-def train(epochs=60, backend="cpu", optimizer=None, batch_size=32, verbose=True, seed=0):
+def train(epochs=80, backend="cpu", optimizer=None, batch_size=32, verbose=True, seed=0):
     """Train on 80% of the digits; return (test accuracy, history, trainer)."""
     x_train, y_train, x_test, y_test = load_digits(seed)
     model = build_model(seed)
@@ -39,14 +40,14 @@ def train(epochs=60, backend="cpu", optimizer=None, batch_size=32, verbose=True,
     history, trainer = gc.nn.fit(
         model, gc.nn.softmax_cross_entropy, optimizer, x_train, y_train, epochs=epochs,
         batch_size=batch_size, validation_data=(x_test, y_test), backend=backend, seed=seed,
-        early_stopping=gc.nn.EarlyStopping(monitor="val_loss", patience=10), verbose=verbose)
+        early_stopping=gc.nn.EarlyStopping(monitor="val_loss", patience=15), verbose=verbose)
     accuracy = trainer.evaluate(x_test, y_test)["accuracy"]
     return accuracy, history, trainer
 
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--epochs", type=int, default=60)
+    parser.add_argument("--epochs", type=int, default=80)
     parser.add_argument("--backend", default="cpu")
     args = parser.parse_args()
     t0 = time.perf_counter()

@@ -45,7 +45,7 @@ def main():
     ax.set_xlabel("epoch")
     ax.set_ylabel("training loss (softmax cross-entropy)")
     ax.set_yscale("log")
-    ax.set_title("digits MLP 64-128-64-10, batch 32")
+    ax.set_title("digits MLP 64-256-128-10, batch 32")
     ax.legend()
     fig.tight_layout()
     fig.savefig(args.out)
