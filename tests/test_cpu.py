@@ -32,7 +32,8 @@ ROWS += [(name, build, [np.random.default_rng(1).normal(size=(3, 4))], None) for
 
 def test_every_op_has_a_cpu_case():
     covered = {r[0] for r in ROWS}
-    assert set(REGISTRY) - {"placeholder", "constant", "variable", "fused", "fused_output"} <= covered
+    random = {"random_uniform", "random_normal"}        # cpu vs interp in tests/test_nn.py
+    assert set(REGISTRY) - {"placeholder", "constant", "variable", "fused", "fused_output"} - random <= covered
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])

@@ -30,6 +30,26 @@ def test_random_numbers_are_the_same_on_every_backend_and_new_on_every_call():
     assert abs(m.mean() - 0.3) < 0.01
 
 
+def test_uniform_numbers_are_splitmix64_of_the_element_index():
+    """An independent check of ops/random.py in Python integers: element i of a draw is the top
+    24 bits of splitmix64(i + counter * C + key(seed, stream)), scaled to [0, 1)."""
+    mask = (1 << 64) - 1
+
+    def mix(z):
+        z = (z + 0x9E3779B97F4A7C15) & mask
+        z = ((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9) & mask
+        z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) & mask
+        return z ^ (z >> 31)
+
+    with gc.Graph():
+        u = gc.random.uniform((7,), seed=11)
+        f = gc.function([], u)
+    for call in range(2):
+        key = mix((11 * 0x100000001B3 + u.attrs["stream"]) & mask)
+        want = [(mix((i + call * 0xD1B54A32D192ED03 + key) & mask) >> 40) / 2 ** 24 for i in range(7)]
+        np.testing.assert_array_equal(f(), np.array(want, np.float32))
+
+
 def test_dense_layers_share_weights_between_train_and_eval():
     with gc.Graph():
         x = gc.placeholder((None, 4), gc.float32)
