@@ -8,7 +8,7 @@ test oracle all use it), `kind` (tells the passes what they may do with it).
 import numpy as np
 
 from graphc.errors import DTypeError
-from graphc.types import DTYPES, FLOATS, TensorType
+from graphc.types import DTYPES, FLOATS
 
 REGISTRY = {}
 

@@ -24,6 +24,7 @@ value lives in; this module only turns the schedule into text.
 import numpy as np
 
 from . import kernels
+from .lowerings import copy_into
 from .memory import plan_memory
 
 
@@ -127,7 +128,7 @@ def generate(nodes, outputs, updates, types, inputs, parallel=False, header="# g
             src = f"old_{len(pending)}"
         pending[var] = src
     for var, src in pending.items():
-        mod.emit(kernels.copy_into(mod, src, names[var], types[var]))
+        mod.emit(copy_into(mod, src, names[var], types[var]))
     prog.source = mod.source([p[0] for p in prog.params], returns, header)
     return prog
 

@@ -6,7 +6,6 @@ import it through the kernel cache, let Numba compile), then makes one call
 into Numba with the feeds, the variables, the constants and the buffers of
 the memory plan. Variables are updated in place inside that call.
 """
-import os
 import time
 
 import numpy as np
