@@ -3,8 +3,10 @@
 A call checks its arguments, finds the compiled step for their shapes
 (compiling it the first time: specialize types, generate source, write and
 import it through the kernel cache, let Numba compile), then makes one call
-into Numba with the feeds, the variables, the constants and the buffers of
-the memory plan. Variables are updated in place inside that call.
+to the step with the feeds, the variables, the constants and the buffers of
+the memory plan: one call into Numba for a short step, a Python function
+calling the kernels for a long one (runtime/codegen.py says why). Variables
+are updated in place inside that call.
 """
 import time
 
@@ -42,8 +44,10 @@ class Compiled:
 class CpuFunction(Function):
     backend = "cpu"
 
-    def __init__(self, inputs, outputs, updates=None, optimize=None, passes=None, parallel=None):
+    def __init__(self, inputs, outputs, updates=None, optimize=None, passes=None, parallel=None,
+                 jit_step=None):
         super().__init__(inputs, outputs, updates, optimize=optimize, passes=passes)
+        self.jit_step = jit_step          # None: decided by the step's length (runtime/codegen.py)
         has_blas = any(n.op.name == "matmul" for n in self.nodes)
         # parallel loops only where no BLAS call runs in the same step (DESIGN.md section 7)
         self.parallel = (not has_blas) if parallel is None else parallel
@@ -76,7 +80,7 @@ class CpuFunction(Function):
         types = self._specialize(_Shapes(self.inputs, sig))
         t1 = time.perf_counter()
         program = generate(self.nodes, self.outputs, self.updates, types, self.inputs,
-                           parallel=self.parallel, header=f"# {self!r}")
+                           parallel=self.parallel, header=f"# {self!r}", jit_step=self.jit_step)
         t2 = time.perf_counter()
         module, path, wrote = cache.load(program.source)
         t3 = time.perf_counter()

@@ -180,3 +180,13 @@ def test_constants_between_variables_keep_the_argument_order():
     np.testing.assert_allclose(f(xv), [4, 7, 12])               # (1 + a) * c + b, a = 1 + c, b = 4
     np.testing.assert_allclose(gc.get_value(a), [1, 3, 5])
     np.testing.assert_allclose(gc.get_value(b), [8, 8, 8])
+
+
+@pytest.mark.parametrize("jit_step", [True, False])
+def test_the_step_compiled_or_plain_python_gives_the_same_answers(jit_step):
+    """A long step stays plain Python (it only calls kernels); both forms must agree."""
+    wi, wc = w3_train_step(batch=8), w3_train_step(batch=8)
+    fi, fc = wi.function("interp"), wc.function("cpu", jit_step=jit_step)
+    for _ in range(2):
+        np.testing.assert_allclose(fc(*wc.data)[0], fi(*wi.data)[0], rtol=1e-5)
+    assert ("@njit(cache=True, error_model=\"numpy\")\ndef step(" in fc.source) == jit_step
