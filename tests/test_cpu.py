@@ -190,3 +190,16 @@ def test_the_step_compiled_or_plain_python_gives_the_same_answers(jit_step):
     for _ in range(2):
         np.testing.assert_allclose(fc(*wc.data)[0], fi(*wi.data)[0], rtol=1e-5)
     assert ("@njit(cache=True, error_model=\"numpy\")\ndef step(" in fc.source) == jit_step
+
+
+def test_a_parallel_loop_matches_the_interpreter():
+    """Big elementwise and softmax kernels in a graph without BLAS run with prange."""
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(256, 640)).astype(np.float32)
+    with gc.Graph():
+        p = gc.placeholder((256, 640), gc.float32)
+        fi, fc = both([p], [gc.tanh(p * 1.5) * gc.sigmoid(p) + gc.abs(p), gc.softmax(p)])
+    assert fc.parallel and "prange" in (fc(x) and fc.source)
+    close(fc(x), fi(x), np.float32)
+    import numba
+    assert numba.threading_layer() in ("omp", "workqueue", "tbb")
