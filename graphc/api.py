@@ -33,7 +33,7 @@ def placeholder(shape, dtype=float32, name=None):
 
 def _as_array(value, dtype, what):
     try:
-        arr = np.array(value, dtype=None if dtype is None else as_dtype(dtype))
+        arr = np.array(value, dtype=None if dtype is None else as_dtype(dtype), order="C")
     except (ValueError, TypeError, OverflowError) as e:
         raise DTypeError(f"{what}: cannot make an array of {value!r}: {e}{at(user_location())}") from None
     if arr.dtype not in DTYPES:

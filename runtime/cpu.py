@@ -20,8 +20,6 @@ from .codegen import generate
 from .memory import kshape
 
 
-
-
 class Compiled:
     """One shape signature's compiled step and the arguments it needs besides the feeds."""
 

@@ -34,7 +34,8 @@ class InterpFunction(Function):
         protected = {id(a) for a in feeds.values()} | {id(a) for a in self.graph.values.values()}
 
         def owned(a):  # the caller may keep and mutate what we return
-            if a.flags.owndata and a.flags.writeable and id(a) not in protected:
+            # C order too: the compiled backend updates variables in place as C arrays
+            if a.flags.owndata and a.flags.writeable and a.flags.c_contiguous and id(a) not in protected:
                 protected.add(id(a))   # hand each array out once: an output that is also an update
                 return a               # (or a repeated output) gets a copy, not an alias
             return a.copy()

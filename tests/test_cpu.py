@@ -203,3 +203,20 @@ def test_a_parallel_loop_matches_the_interpreter():
     close(fc(x), fi(x), np.float32)
     import numba
     assert numba.threading_layer() in ("omp", "workqueue", "tbb")
+
+
+def test_interpreter_and_cpu_functions_can_take_turns_on_shared_variables():
+    """Both backends update the same variables; the CPU one in place, so they must stay C arrays
+    (a Fortran-ordered initial value and a transposed gradient included)."""
+    with gc.Graph():
+        x = gc.placeholder((3, 4), gc.float32)
+        W = gc.variable(np.asfortranarray(np.ones((4, 3), np.float32)), name="W")
+        y = gc.sum(x @ W)
+        (g,) = gc.grad(y, [W])
+        fi, fc = both([x], y, {W: W - 0.1 * g})
+    xv = np.random.default_rng(0).random((3, 4)).astype(np.float32)
+    w = np.ones((4, 3))
+    for f in [fc, fi, fc, fi, fc]:
+        np.testing.assert_allclose(f(xv), (xv @ w).sum(), rtol=1e-5)
+        w = w - 0.1 * np.repeat(xv.sum(axis=0)[:, None], 3, axis=1)
+        np.testing.assert_allclose(gc.get_value(W), w, rtol=1e-5)
