@@ -219,4 +219,4 @@ def test_interpreter_and_cpu_functions_can_take_turns_on_shared_variables():
     for f in [fc, fi, fc, fi, fc]:
         np.testing.assert_allclose(f(xv), (xv @ w).sum(), rtol=1e-5)
         w = w - 0.1 * np.repeat(xv.sum(axis=0)[:, None], 3, axis=1)
-        np.testing.assert_allclose(gc.get_value(W), w, rtol=1e-5)
+        np.testing.assert_allclose(gc.get_value(W), w, rtol=1e-5, atol=1e-5)
