@@ -1,25 +1,13 @@
 """An MLP on scikit-learn's digits (8x8 images, 10 classes, bundled: no download),
 trained with graphc compiled for the CPU.
 
-    .venv/bin/python examples/mlp_digits.py [--epochs 60] [--backend cpu]
+    .venv/bin/python examples/mlp_digits.py [--epochs 80] [--backend cpu]
 """
 import argparse
 import time
 
-import numpy as np
-
 import graphc as gc
-
-
-def load_digits(seed=0):
-    """(x_train, y_train, x_test, y_test): 80/20 split, pixels scaled to [0, 1]."""
-    from sklearn.datasets import load_digits as sk_load
-    from sklearn.model_selection import train_test_split
-    data = sk_load()
-    x = (data.data / 16.0).astype(np.float32)
-    y = data.target.astype(np.int64)
-    x_train, x_test, y_train, y_test = train_test_split(x, y, test_size=0.2, random_state=seed, stratify=y)
-    return x_train, y_train, x_test, y_test
+from graphc.demo import load_digits  # scikit-learn's digits, split 80/20 (shared with make demo)
 
 
 def build_model(seed=0):

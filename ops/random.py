@@ -40,6 +40,11 @@ def stream_key(seed, stream):
     return splitmix64(((seed & MASK64) * 0x100000001B3 + stream) & MASK64)
 
 
+def unit(bits):
+    """24 of the bits as a float64 in [0, 1): exact in float32 too."""
+    return bits.astype(np.float64) * 2.0 ** -24
+
+
 def random_bits(size, counter, key):
     """uint64 hash of every element index for this call (the counter) and op (the key)."""
     with np.errstate(over="ignore"):
@@ -72,8 +77,7 @@ class RandomUniform(RandomOp):
 
     def ref(self, like, counter, seed, stream, dtype):
         bits = random_bits(like.size, counter, stream_key(seed, stream))
-        u = (bits >> np.uint64(40)).astype(np.float64) * 2.0 ** -24
-        return u.astype(dtype).reshape(like.shape)
+        return unit(bits >> np.uint64(40)).astype(dtype).reshape(like.shape)
 
 
 @register
@@ -83,7 +87,6 @@ class RandomNormal(RandomOp):
 
     def ref(self, like, counter, seed, stream, dtype):
         bits = random_bits(like.size, counter, stream_key(seed, stream))
-        u1 = (bits >> np.uint64(40)).astype(np.float64) * 2.0 ** -24
-        u2 = (bits & np.uint64(0xFFFFFF)).astype(np.float64) * 2.0 ** -24
+        u1, u2 = unit(bits >> np.uint64(40)), unit(bits & np.uint64(0xFFFFFF))
         z = np.sqrt(-2.0 * np.log1p(-u1)) * np.cos(2.0 * np.pi * u2)
         return z.astype(dtype).reshape(like.shape)

@@ -294,7 +294,7 @@ def _random(n, ctx):
 
 LOWER = {
     "matmul": _matmul, "transpose": _transpose, "reshape": _reshape, "expand_dims": _reshape,
-    "squeeze": _reshape, "reshape_like": _reshape, "getitem": _getitem, "broadcast_to": _broadcast,
+    "squeeze": _reshape, "reshape_like": _reshape, "getitem": _getitem,
     "broadcast_like": _broadcast, "concatenate": _concatenate, "pad": _pad, "unslice": _unslice,
     "softmax": _softmax, "log_softmax": _softmax, "one_hot": _one_hot, "argmax": _argreduce,
     "argmin": _argreduce, "random_uniform": _random, "random_normal": _random,
