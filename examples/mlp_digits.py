@@ -7,7 +7,7 @@ import argparse
 import time
 
 import graphc as gc
-from graphc.demo import load_digits  # scikit-learn's digits, split 80/20 (shared with make demo)
+from graphc.tools.demo import load_digits  # scikit-learn's digits, split 80/20 (shared with make demo)
 
 
 def build_model(seed=0):

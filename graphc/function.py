@@ -2,17 +2,25 @@
 
 `Function` does what every backend shares: it checks the signature once at
 build time (inputs are this graph's placeholders, every needed placeholder is
-an input, each update fits its variable), and on each call binds and checks
-the arguments, works out every node's concrete type for the fed shapes
-(cached per shape signature), lets the backend run, then assigns updates.
+an input, each update fits its variable), copies what it needs of the user's
+graph into a scratch graph and optimizes that copy -- so the user's graph
+keeps only what the user built -- and on each call binds and checks the
+arguments, works out every node's concrete type for the fed shapes (cached
+per shape signature), lets the backend run, then assigns updates.
+
+After building: `fn.inputs` are the user's placeholders (calls bind to them,
+by position or name); `fn.nodes`, `fn.outputs`, `fn.updates` ({variable:
+new value}) are the program that runs, in the scratch graph `fn.program_graph`
+(variables there share the user's values: the graph's store); `fn.origin`
+maps each scratch node copied from the user's graph back to the user's node.
 """
 import importlib
 
 import numpy as np
 
-from .errors import ArgumentError, DTypeError, FeedError, ForeignNodeError, GraphError, ShapeError, where
-from .graph import Node, ancestors, user_location
-from .types import fmt_shape
+from .core.errors import ArgumentError, DTypeError, FeedError, ForeignNodeError, GraphError, ShapeError, where
+from .core.graph import Node, ancestors, user_location
+from .core.types import fmt_shape
 
 BACKENDS = {
     "interp": "graphc.runtime.interp:InterpFunction",
@@ -71,18 +79,26 @@ class Function:
                 raise ForeignNodeError(f"function: {x.name}{where(x.loc)} belongs to {x.graph.name}, "
                                        f"but {first.name}{where(first.loc)} to {self.graph.name}{where(loc)}")
         self._check_inputs(loc)
-        self.updates = self._check_updates(updates or {}, loc)
-        self.nodes = ancestors(self.outputs + list(self.updates.values()))
-        from .random import counters_in
-        for c in counters_in(self.nodes):            # random ops draw new numbers on every call
-            if c not in self.updates:
-                self.updates[c] = c + 1
-        self.nodes = ancestors(self.outputs + list(self.updates.values()))
+        updates = self._check_updates(updates or {}, loc)
+        needed = ancestors(self.outputs + list(updates.values()))
         fed = set(self.inputs)
-        missing = [n for n in self.nodes if n.op.name == "placeholder" and n not in fed]
+        missing = [n for n in needed if n.op.name == "placeholder" and n not in fed]
         if missing:
             raise FeedError("function: the outputs need placeholder(s) that are not inputs: "
                             + ", ".join(f"{n.name}{where(n.loc)}" for n in missing) + where(loc))
+        # the program is a copy: what compiling adds (counter updates, optimized nodes) stays out
+        # of the user's graph
+        roots = self.outputs + list(updates) + list(updates.values()) + self.inputs
+        self.program_graph, memo = self.graph.scratch_copy(roots)
+        self.origin = {new: old for old, new in memo.items()}
+        self.outputs = [memo[o] for o in self.outputs]
+        self.updates = {memo[v]: memo[x] for v, x in updates.items()}
+        self._placeholders = [memo[x] for x in self.inputs]   # the program's copies of the inputs
+        from graphc.ops.random import counters_in
+        for c in counters_in(ancestors(self.outputs + list(self.updates.values()))):
+            if c not in self.updates:                # random ops draw new numbers on every call
+                self.updates[c] = c + 1
+        self.nodes = ancestors(self.outputs + list(self.updates.values()))
         self.pass_timing = None
         if self.optimize_by_default if optimize is None else optimize:
             self._optimize(passes)
@@ -106,7 +122,7 @@ class Function:
             raise FeedError(f"function: an input is listed twice{where(loc)}")
 
     def _check_updates(self, updates, loc):
-        from .api import as_node
+        from graphc.ops.base import as_node
         checked = {}
         for var, value in dict(updates).items():
             if var.op.name != "variable":
@@ -134,7 +150,7 @@ class Function:
         types = self._specialize(feeds)
         outs, new_values = self._run(feeds, types)
         for var, value in new_values.items():
-            self.graph.values[var] = value
+            self.graph.store[var] = value
         return outs[0] if self.single else outs
 
     def _bind(self, args, kwargs):
@@ -156,12 +172,17 @@ class Function:
                                 f"(takes {', '.join(names)})")
         return {x: feed_array(x, values[x]) for x in self.inputs}
 
+    def program_feeds(self, feeds):
+        """{user placeholder: array} -> {the program's placeholder: array}."""
+        return {self._placeholders[k]: feeds[x] for k, x in enumerate(self.inputs)}
+
     def _specialize(self, feeds):
         sig = tuple(a.shape for a in feeds.values())
         types = self._types.get(sig)
         if types is None:
             from graphc.runtime.specialize import concrete_types
-            types = concrete_types(self.nodes, {x: a.shape for x, a in feeds.items()})
+            shapes = {self._placeholders[k]: feeds[x].shape for k, x in enumerate(self.inputs)}
+            types = concrete_types(self.nodes, shapes)
             for var, value in self.updates.items():   # a None dim must not change a variable's shape
                 if types[value].shape != var.shape:
                     raise ShapeError(f"function: at call time the update of variable {var.name} "

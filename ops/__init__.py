@@ -1,12 +1,13 @@
-"""graphc.ops: one class per op, all in REGISTRY (name -> op instance).
+"""graphc.ops: one class per op, each beside the user function that builds it, all in
+REGISTRY (name -> op instance). Everything about an op sits on its class (ops/base.py).
 
-Importable without Numba: backends add their lowerings elsewhere.
+May import: graphc.core and numpy, and each other in this order (each file only from the
+ones before it): base, sources, binary, unary, slicing, shape, broadcast, reductions,
+linalg, nn, random, fused. Never Numba, passes/ or runtime/: backends add their
+lowerings in their own packages.
 """
-from graphc.graph import register_internal_dir
-
-from . import elementwise, fused, linalg, nn, random, reductions, shape, sources  # noqa: F401  (registers the ops)
+from . import (base, binary, broadcast, fused, linalg, nn, random, reductions, shape,  # noqa: F401
+               slicing, sources, unary)
 from .base import REGISTRY, Op, get, register
-
-register_internal_dir(__file__)
 
 __all__ = ["REGISTRY", "Op", "get", "register"]

@@ -1,14 +1,23 @@
-"""The Op base class and the registry of every op.
+"""The Op base class, the registry of every op, and how op functions build nodes.
 
 An op is a stateless singleton. Everything graphc knows about it sits on its
-class: `infer` (types in, type out; raises ShapeError/DTypeError on bad
-input), `ref` (the numpy reference: the interpreter, constant folding and the
-test oracle all use it), `kind` (tells the passes what they may do with it).
+class, next to the user function that builds it:
+- `infer` (types in, type out; raises ShapeError/DTypeError on bad input),
+- `ref` (the numpy reference: the interpreter, constant folding and the test
+  oracle all use it), `grad` (gradient rule, building graph nodes),
+- `scalar(t, ...)` for elementwise ops: an expression template that asks a
+  code-generation Target (runtime/target.py) for math functions and literals,
+  so every backend shares one definition,
+- facts the passes and backends read: `kind` (what fusion may do),
+  `commutative` (CSE), `view` (the memory plan), `simplify` (algebraic rules),
+  `label` (DOT), and for reductions `identity`/`combine` (ops/reductions.py).
 """
 import numpy as np
 
-from graphc.errors import DTypeError
-from graphc.types import DTYPES, FLOATS
+from graphc.core.errors import DTypeError
+from graphc.core.errors import where as at
+from graphc.core.graph import OPERATORS, Node, get_default_graph, user_location
+from graphc.core.types import DTYPES, FLOATS, as_dtype
 
 REGISTRY = {}
 
@@ -24,10 +33,19 @@ def get(name):
     return REGISTRY[name]
 
 
+def operator(fn):
+    """Decorator: Node operators (+, -, x[k], x.T, ...) that build this op call fn."""
+    OPERATORS[fn.__name__] = fn
+    return fn
+
+
 class Op:
     name = None
-    kind = "opaque"   # "source" | "elementwise" | "reduction" | "shape" | "opaque"
-    no_grad = False   # True: the output does not vary smoothly with the inputs (argmax, x > y, ...)
+    kind = "opaque"      # "source" | "elementwise" | "reduction" | "shape" | "fused" | "opaque"
+    no_grad = False      # True: the output does not vary smoothly with the inputs (argmax, x > y, ...)
+    commutative = False  # op(a, b) == op(b, a): CSE orders the inputs
+    view = None          # "strided": may alias its input with other strides; "reshape": aliases a
+                         # C-contiguous input with a new shape (runtime/memory.py decides)
 
     def infer(self, types, **attrs):
         raise NotImplementedError
@@ -40,8 +58,13 @@ class Op:
 
         A rule may return a gradient of the output's (broadcast) shape or of
         a wider dtype: gc.grad sums it back to the input's shape and casts it.
+        A node with several outputs gets g as a list, one gradient (or None) per output.
         """
         raise NotImplementedError(f"op {self.name} has no gradient rule")
+
+    def simplify(self, node, *inputs):
+        """An equal node of node's exact type that is cheaper, or None (passes/simplify.py)."""
+        return None
 
     def canonical(self, types, **attrs):
         """Attrs in one canonical form (e.g. axis -1 -> ndim-1), so equal nodes hash-cons."""
@@ -50,6 +73,10 @@ class Op:
     def key(self, attrs):
         """Hashable summary of attrs for hash-consing (values must be hashable)."""
         return tuple(sorted(attrs.items()))
+
+    def label(self, node):
+        """The attrs a DOT picture shows under the op's name, as (key, text) pairs."""
+        return [(k, v) for k, v in node.attrs.items() if k not in ("value", "shape", "dtype", "index")]
 
     def __repr__(self):
         return f"<op {self.name}>"
@@ -83,3 +110,77 @@ def probe_dtype(op, dtypes, **attrs):
 def is_float(node_or_type):
     return node_or_type.dtype in FLOATS
 
+# ---------------------------------------------------------------- building nodes
+
+
+def as_array(value, dtype, what):
+    """value as a C-ordered array of a supported dtype, or a DTypeError naming the user's line."""
+    try:
+        arr = np.array(value, dtype=None if dtype is None else as_dtype(dtype), order="C")
+    except (ValueError, TypeError, OverflowError) as e:
+        raise DTypeError(f"{what}: cannot make an array of {value!r}: {e}{at(user_location())}") from None
+    if arr.dtype not in DTYPES:
+        if dtype is None and arr.dtype.kind in "fiub":
+            raise DTypeError(f"{what}: dtype {arr.dtype} is not supported; pass dtype= one of "
+                             f"float32, float64, int32, int64, bool{at(user_location())}")
+        raise DTypeError(f"{what}: cannot make a tensor of {value!r}{at(user_location())}")
+    return arr
+
+
+def constant_node(value, dtype=None, name=None, graph=None):
+    """A constant node of value (a copy, read-only). Equal constants are one node."""
+    arr = as_array(value, dtype, "constant")
+    arr.flags.writeable = False
+    return (graph or get_default_graph()).add(REGISTRY["constant"], (), {"value": arr}, name=name or "const")
+
+
+def graph_of(args):
+    for a in args:
+        if isinstance(a, Node):
+            return a.graph
+    return get_default_graph()
+
+
+def as_node(x, like=None, graph=None):
+    """x as a node; a Python scalar gets the dtype numpy would give it next to `like`."""
+    if isinstance(x, Node):
+        return x
+    graph = graph or (like.graph if like is not None else get_default_graph())
+    if like is not None and isinstance(x, (bool, int, float)):
+        try:
+            dtype = np.result_type(like.dtype, x)      # NEP 50: weak Python scalar
+            value = np.array(x, dtype)
+        except (OverflowError, TypeError) as e:
+            raise DTypeError(f"the Python scalar {x!r} does not fit next to a {like.dtype} tensor: {e}"
+                             f"{at(user_location())}") from None
+        if dtype not in DTYPES:
+            dtype = as_dtype(np.result_type(like.dtype, np.asarray(x)))
+            value = np.array(x, dtype)
+        return constant_node(value, graph=graph)
+    return constant_node(x, graph=graph)
+
+
+def apply(op_name, inputs, name=None, **attrs):
+    """Build op_name(inputs, **attrs) in the inputs' graph (Python scalars become constants)."""
+    graph = graph_of(inputs)
+    nodes = [x for x in inputs if isinstance(x, Node)]
+    # a scalar takes its dtype from the first non-bool tensor (so where(c, 1.0, x) stays x's dtype)
+    like = next((n for n in nodes if n.dtype != np.bool_), nodes[0] if nodes else None)
+    nodes = [as_node(x, like=like, graph=graph) for x in inputs]
+    return graph.add(REGISTRY[op_name], nodes, attrs, name=name)
+
+
+def fill_value(x):
+    """The one value every element of x has, if x is a constant fill (possibly broadcast,
+    reshaped or expanded); else None. The simplification rules and constant folding use it."""
+    while x.op.name in ("broadcast_to", "broadcast_like", "expand_dims", "reshape", "reshape_like"):
+        x = x.inputs[0]
+    if x.op.name == "constant":
+        v = x.attrs["value"]
+        if v.size and np.all(v == v.flat[0]) and not np.isnan(v.flat[0]):
+            return v.flat[0].item()
+    return None
+
+
+def same_type(x, n):
+    return x.type == n.type

@@ -1,28 +1,19 @@
-"""Fused ops, built only by the fusion passes (passes/fusion.py).
+"""Nodes that run a region (graphc/core/region.py), and `output`, which picks one output
+of a node that has several.
 
-A `fused` node runs a small body of elementwise ops in one loop over one
-domain (the shape every member of the group has), optionally followed by a
-reduction of the body's result. Its inputs are the group's external inputs;
-`body` lists the member ops in order as (op name, attrs, refs), where a ref
-is ("in", k) for external input k or ("op", j) for body entry j; `outs` names
-the body entries that are needed outside. With several outs the node's value
-is a tuple and `fused_output` nodes pick its parts.
+A `fused` node, built only by the fusion passes (passes/fusion.py), runs a
+region of elementwise ops as one loop over one domain (the shape every step
+has), optionally followed by a reduction of the region's output: attrs
+`region` and `reduce` = (reduction op, axis, keepdims) or None. Its inputs are
+the region's parameters. With several outputs its type is a TupleType and
+`output(f, k)` nodes read its parts; a scan op will use the same two pieces.
 """
 import numpy as np
 
-from graphc.errors import ShapeError
-from graphc.types import TensorType, fmt_shape
+from graphc.core.errors import GraphError, ShapeError
+from graphc.core.types import TensorType, TupleType, fmt_shape
 
-from .base import REGISTRY, Op, register
-
-
-def body_types(types, body):
-    """The TensorType of every body entry, given the external inputs' types."""
-    out = []
-    for op_name, attrs, refs in body:
-        args = tuple(types[k] if src == "in" else out[k] for src, k in refs)
-        out.append(REGISTRY[op_name].infer(args, **dict(attrs)))
-    return out
+from .base import Op, register
 
 
 @register
@@ -31,8 +22,8 @@ class Fused(Op):
     kind = "fused"
     no_grad = True      # built after autodiff; its members had their rules then
 
-    def infer(self, types, body, outs, reduce=None):
-        inner = body_types(types, body)
+    def infer(self, types, region, reduce=None):
+        inner = region.types(types)
         domain = inner[-1].shape
         if any(t.shape != domain for t in inner):
             # happens only when a None dimension is fed 1 and broadcast inside the group
@@ -40,38 +31,44 @@ class Fused(Op):
                              + ", ".join(fmt_shape(t.shape) for t in inner)
                              + "; feed full sizes where a dimension is None")
         if reduce is not None:
-            op_name, axis, keepdims = reduce
-            return REGISTRY[op_name].infer((inner[outs[0]],), axis=axis, keepdims=keepdims)
-        return inner[outs[0]]
+            op, axis, keepdims = reduce
+            return op.infer((inner[region.outputs[0]],), axis=axis, keepdims=keepdims)
+        if len(region.outputs) > 1:
+            return TupleType(tuple(inner[j] for j in region.outputs))
+        return inner[region.outputs[0]]
 
-    def out_types(self, node):
-        """The TensorType of each of the node's outputs."""
-        if node.attrs.get("reduce") is not None:
-            return [node.type]
-        inner = body_types(tuple(x.type for x in node.inputs), node.attrs["body"])
-        return [inner[j] for j in node.attrs["outs"]]
-
-    def ref(self, *xs, body, outs, reduce=None):
-        vals = []
-        for op_name, attrs, refs in body:
-            args = [xs[k] if src == "in" else vals[k] for src, k in refs]
-            vals.append(np.asarray(REGISTRY[op_name].ref(*args, **dict(attrs))))
+    def ref(self, *xs, region, reduce=None):
+        vals = region.evaluate(xs)
         if reduce is not None:
-            op_name, axis, keepdims = reduce
-            return REGISTRY[op_name].ref(vals[outs[0]], axis=axis, keepdims=keepdims)
-        return tuple(vals[j] for j in outs) if len(outs) > 1 else vals[outs[0]]
+            op, axis, keepdims = reduce
+            return op.ref(vals[region.outputs[0]], axis=axis, keepdims=keepdims)
+        outs = tuple(vals[j] for j in region.outputs)
+        return outs if len(outs) > 1 else outs[0]
+
+    def label(self, node):
+        return []
 
 
 @register
-class FusedOutput(Op):
-    """fused_output(f, index, dtype): output `index` of a fused node that has several.
-    All outputs of a fused group share its domain shape, so only the dtype is stored."""
-    name = "fused_output"
+class Output(Op):
+    """output(x, index): output `index` of a node with several outputs (a TupleType)."""
+    name = "output"
     kind = "fused"
-    no_grad = True
+    no_grad = True      # the gradient driver hands each output's gradient to x itself (passes/autodiff.py)
 
-    def infer(self, types, index, dtype):
-        return TensorType(types[0].shape, dtype)
+    def infer(self, types, index):
+        (t,) = types
+        if not isinstance(t, TupleType) or not 0 <= index < len(t.types):
+            raise GraphError(f"output {index} of a node of type {t}: it has no such output")
+        return t.types[index]
 
-    def ref(self, values, index, dtype):
-        return values[index]
+    def ref(self, values, index):
+        return np.asarray(values[index])
+
+    def label(self, node):
+        return [("index", node.attrs["index"])]
+
+
+def output_types(node):
+    """The TensorType of each output of node (one, unless its type is a TupleType)."""
+    return list(node.type.types) if isinstance(node.type, TupleType) else [node.type]

@@ -1,12 +1,11 @@
 """matmul with numpy's semantics: 2-D, batched (leading dims broadcast), and 1-D operands."""
 import numpy as np
 
-from graphc.errors import DTypeError, ShapeError
-from graphc.types import TensorType, bool_, broadcast_shapes, fmt_shape
+from graphc.core.errors import DTypeError, ShapeError
+from graphc.core.types import TensorType, bool_, broadcast_shapes, fmt_shape
 
-import graphc.api as F
-
-from .base import Op, probe_dtype, register
+from .base import Op, apply, operator, probe_dtype, register
+from .shape import expand_dims, squeeze, transpose
 
 
 def matmul_shape(a, b):
@@ -31,7 +30,7 @@ def swap_last(x):
     """x with its last two axes swapped (a batched matrix transpose)."""
     axes = list(range(x.ndim))
     axes[-2:] = axes[:-3:-1]
-    return F.transpose(x, tuple(axes))
+    return transpose(x, tuple(axes))
 
 
 @register
@@ -51,12 +50,18 @@ class Matmul(Op):
     def grad(self, node, g):
         a, b = node.inputs
         # a vector operand is a one-row (a) or one-column (b) matrix; g gets that axis back
-        a2 = F.expand_dims(a, 0) if a.ndim == 1 else a
-        b2 = F.expand_dims(b, -1) if b.ndim == 1 else b
-        g2 = F.expand_dims(g, -1) if b.ndim == 1 else g     # b's axis first: vector @ vector has g of shape ()
-        g2 = F.expand_dims(g2, -2) if a.ndim == 1 else g2
-        ga = F.matmul(g2, swap_last(b2))       # batch axes that a was broadcast along are summed by gc.grad
-        gb = F.matmul(swap_last(a2), g2)
-        ga = F.squeeze(ga, -2) if a.ndim == 1 else ga
-        gb = F.squeeze(gb, -1) if b.ndim == 1 else gb
+        a2 = expand_dims(a, 0) if a.ndim == 1 else a
+        b2 = expand_dims(b, -1) if b.ndim == 1 else b
+        g2 = expand_dims(g, -1) if b.ndim == 1 else g     # b's axis first: vector @ vector has g of shape ()
+        g2 = expand_dims(g2, -2) if a.ndim == 1 else g2
+        ga = matmul(g2, swap_last(b2))       # batch axes that a was broadcast along are summed by gc.grad
+        gb = matmul(swap_last(a2), g2)
+        ga = squeeze(ga, -2) if a.ndim == 1 else ga
+        gb = squeeze(gb, -1) if b.ndim == 1 else gb
         return [ga, gb]
+
+
+@operator
+def matmul(a, b, name=None):
+    """a @ b with numpy's rules (batched, 1-D operands)."""
+    return apply("matmul", [a, b], name=name)

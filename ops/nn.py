@@ -1,12 +1,12 @@
 """Ops that belong to neural networks rather than to numpy: softmax, log_softmax, one_hot."""
 import numpy as np
 
-from graphc.errors import DTypeError, ShapeError
-from graphc.types import FLOATS, INTS, TensorType, as_dtype, normalize_axis
+from graphc.core.errors import DTypeError, ShapeError
+from graphc.core.types import FLOATS, INTS, TensorType, as_dtype, float32, normalize_axis
 
-import graphc.api as F
-
-from .base import Op, register
+from .base import Op, apply, register
+from .reductions import sum
+from .unary import exp
 
 
 class Softmaxlike(Op):
@@ -34,7 +34,7 @@ class Softmax(Softmaxlike):
     def grad(self, node, g):
         # s * (g - <g, s>): the Jacobian of softmax applied without building it
         s, axis = node, node.attrs["axis"]
-        return [s * (g - F.sum(g * s, axis=axis, keepdims=True))]
+        return [s * (g - sum(g * s, axis=axis, keepdims=True))]
 
 
 @register
@@ -49,7 +49,7 @@ class LogSoftmax(Softmaxlike):
     def grad(self, node, g):
         # g - softmax * sum(g), with softmax = exp(log_softmax): finite for any input
         axis = node.attrs["axis"]
-        return [g - F.exp(node) * F.sum(g, axis=axis, keepdims=True)]
+        return [g - exp(node) * sum(g, axis=axis, keepdims=True)]
 
 
 @register
@@ -73,3 +73,15 @@ class OneHot(Op):
     def ref(self, x, depth, dtype):
         return (x[..., None] == np.arange(depth)).astype(dtype)
     no_grad = True
+
+
+def softmax(x, axis=-1, name=None):
+    return apply("softmax", [x], name=name, axis=axis)
+
+
+def log_softmax(x, axis=-1, name=None):
+    return apply("log_softmax", [x], name=name, axis=axis)
+
+
+def one_hot(indices, depth, dtype=float32, name=None):
+    return apply("one_hot", [indices], name=name, depth=depth, dtype=dtype)

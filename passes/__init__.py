@@ -1,4 +1,5 @@
-"""graphc.passes: graph -> graph transforms (autodiff, optimizations, the pipeline)."""
-from graphc.graph import register_internal_dir
+"""graphc.passes: graph -> graph transforms (autodiff, optimizations) and the pipeline.
 
-register_internal_dir(__file__)
+May import: graphc.core, graphc.ops, networkx, numpy; graphc.view only inside the
+DumpDot instrument. Never runtime/: passes know nothing of backends.
+"""

@@ -17,11 +17,13 @@ sign, one_hot, casts to ints...), get no gradient: a zero contribution.
 A dimension that is None is assumed not to be broadcast (size 1 fed where a
 larger size meets it); feed the full size there.
 """
-import graphc.api as F
-from graphc.errors import ForeignNodeError, GraphError, ShapeError, where
-from graphc.graph import Node, ancestors, user_location
-from graphc.ops.base import is_float
-from graphc.types import fmt_shape
+from graphc.core.errors import ForeignNodeError, GraphError, ShapeError, where
+from graphc.core.graph import Node, ancestors, user_location
+from graphc.core.types import TupleType, fmt_shape
+from graphc.ops.base import as_node, constant_node, is_float
+from graphc.ops.broadcast import broadcast_like
+from graphc.ops.reductions import sum
+from graphc.ops.unary import cast
 
 
 def grad(y, xs, unconnected="error"):
@@ -44,7 +46,7 @@ def grad(y, xs, unconnected="error"):
                          + "; pass unconnected='zero' to get zeros for them" + where(loc))
     grads = backward(y, xs, order)
     # an x reached only through no_grad ops (argmax, x > 0, ...) gets zeros, like an unconnected one
-    out = [grads[x] if x in grads else F.broadcast_like(F.as_node(0, like=x), x) for x in xs]
+    out = [grads[x] if x in grads else broadcast_like(as_node(0, like=x), x) for x in xs]
     return out[0] if single else out
 
 
@@ -52,12 +54,20 @@ def backward(y, xs, order=None):
     """{node: dy/dnode} for every node between the xs and y that a gradient reaches."""
     order = order or ancestors([y])
     on_path = _between(xs, order)
-    contributions = {y: [F.constant(1, dtype=y.dtype, graph=y.graph)]}
+    contributions = {y: [constant_node(1, dtype=y.dtype, graph=y.graph)]}
     grads = {}
     for node in reversed(order):
         if node not in on_path or node not in contributions:
             continue
-        g = grads[node] = _sum(contributions.pop(node))
+        if isinstance(node.type, TupleType):       # several outputs: one gradient (or None) per output
+            g = grads[node] = [_sum(terms) if terms else None for terms in contributions.pop(node)]
+        else:
+            g = grads[node] = _sum(contributions.pop(node))
+        if node.op.name == "output":               # hand the gradient to its output slot of the node
+            parent, k = node.inputs[0], node.attrs["index"]
+            slots = contributions.setdefault(parent, [[] for _ in parent.type.types])
+            slots[k].append(g)
+            continue
         if not node.inputs or node.op.no_grad:
             continue
         wanted = [x in on_path and is_float(x) for x in node.inputs]
@@ -88,7 +98,7 @@ def _sum(terms):
 def _fit(g, x, node):
     """g summed back over the axes along which x was broadcast, in x's dtype."""
     g = sum_to(g, x.shape, node)
-    return g if g.dtype == x.dtype else F.cast(g, x.dtype)
+    return g if g.dtype == x.dtype else cast(g, x.dtype)
 
 
 def sum_to(g, shape, node=None):
@@ -98,10 +108,10 @@ def sum_to(g, shape, node=None):
         raise ShapeError(f"grad: the rule of {node.op.name if node else '?'} gave a gradient of shape "
                          f"{fmt_shape(g.shape)} for an input of shape {fmt_shape(shape)}")
     if lead:
-        g = F.sum(g, axis=tuple(range(lead)))
+        g = sum(g, axis=tuple(range(lead)))
     ones = tuple(i for i, (d, s) in enumerate(zip(shape, g.shape)) if d == 1 and s != 1)
     if ones:
-        g = F.sum(g, axis=ones, keepdims=True)
+        g = sum(g, axis=ones, keepdims=True)
     return g
 
 

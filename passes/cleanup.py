@@ -1,12 +1,14 @@
 """The cleanup passes: constant folding, common-subexpression elimination,
 dead-code elimination."""
+from dataclasses import replace
+
 import numpy as np
 
-import graphc.api as F
-from graphc.graph import ancestors
+from graphc.core.graph import ancestors
+from graphc.ops.base import constant_node, fill_value
+from graphc.ops.broadcast import broadcast_to
 
 from .rewrite import rebuild, rewrite, users
-from .simplify import fill_value
 
 FOLD_LIMIT = 1 << 16   # elements: folding never materializes a constant bigger than this
 
@@ -21,7 +23,7 @@ def constant_fold(roots, limit=FOLD_LIMIT):
             if all(v is not None for v in fills):        # op(fill a, fill b) -> fill op(a, b), kept lazy
                 with np.errstate(all="ignore"):
                     v = n.op.ref(*[np.asarray(v, x.dtype) for v, x in zip(fills, ins)], **n.attrs)
-                return F.broadcast_to(F.constant(np.asarray(v, n.dtype), graph=n.graph), n.shape)
+                return broadcast_to(constant_node(np.asarray(v, n.dtype), graph=n.graph), n.shape)
         if n.op.kind in ("source", "fused") or not all(x.op.name == "constant" for x in ins):
             return None
         if n.type.size is None or n.type.size > limit:
@@ -30,11 +32,8 @@ def constant_fold(roots, limit=FOLD_LIMIT):
             return None          # a broadcast of a constant stays lazy: kernels read the small one
         with np.errstate(all="ignore"):
             value = np.asarray(n.op.ref(*[x.attrs["value"] for x in ins], **n.attrs))
-        return F.constant(value.astype(n.dtype, copy=False), graph=n.graph)
+        return constant_node(value.astype(n.dtype, copy=False), graph=n.graph)
     return rewrite(roots, rule)
-
-
-COMMUTATIVE = {"add", "multiply", "maximum", "minimum", "equal", "not_equal", "logical_and", "logical_or"}
 
 
 def cse(roots):
@@ -42,7 +41,7 @@ def cse(roots):
     a + b next to b + a. Ordering commutative inputs by node id lets it merge those too.
     (maximum/minimum: equal values either way; nan wins from either side.)"""
     def rule(n, ins):
-        if n.op.name in COMMUTATIVE and ins[0].id > ins[1].id:
+        if n.op.commutative and ins[0].id > ins[1].id:
             return rebuild(n, (ins[1], ins[0]))
         return None
     return rewrite(roots, rule)
@@ -56,9 +55,9 @@ def dce(roots):
     use = users(nodes)
     shrink = {}
     for n in nodes:
-        if n.op.name == "fused" and len(n.attrs["outs"]) > 1:
+        if n.op.name == "fused" and len(n.attrs["region"].outputs) > 1:
             used = sorted({u.attrs["index"] for u in use[n]})
-            if len(used) < len(n.attrs["outs"]):
+            if len(used) < len(n.attrs["region"].outputs):
                 shrink[n] = used
 
     if not shrink:
@@ -66,13 +65,14 @@ def dce(roots):
 
     def rule(n, ins):
         if n in shrink:
-            outs = tuple(n.attrs["outs"][i] for i in shrink[n])
-            return n.graph.add(n.op, ins, dict(n.attrs, outs=outs), name=n.name, loc=n.loc)
-        if n.op.name == "fused_output" and n.inputs[0] in shrink:
+            region = n.attrs["region"]
+            kept = replace(region, outputs=tuple(region.outputs[i] for i in shrink[n]))
+            return n.graph.add(n.op, ins, dict(n.attrs, region=kept), name=n.name, loc=n.loc)
+        if n.op.name == "output" and n.inputs[0] in shrink:
             f = ins[0]
-            if len(f.attrs["outs"]) == 1:
+            if len(f.attrs["region"].outputs) == 1:
                 return f
             index = shrink[n.inputs[0]].index(n.attrs["index"])
-            return n.graph.add(n.op, (f,), dict(n.attrs, index=index), name=n.name, loc=n.loc)
+            return n.graph.add(n.op, (f,), {"index": index}, name=n.name, loc=n.loc)
         return None
     return rewrite(roots, rule)

@@ -14,13 +14,18 @@ of its elementwise inputs of the same shape, as long as
 """
 import networkx as nx
 
-from graphc.graph import ancestors
+from graphc.core.graph import ancestors
+from graphc.core.region import Param, Ref, Region, Step
 from graphc.ops import REGISTRY
 
 from .rewrite import rebuild, users
 
 MAX_INPUTS = 12
-REDUCTIONS = {"sum", "mean", "max", "min", "prod"}
+
+
+def fusible_reduction(n):
+    """A reduction with an identity and a combine step (sum, mean, max, min, prod; not argmax)."""
+    return n.op.kind == "reduction" and n.op.identity(n.dtype) is not None
 
 
 def fusible(n):
@@ -93,12 +98,12 @@ def fuse_reductions(roots, max_inputs=MAX_INPUTS):
     root_set = set(roots)
     groups, reduce_of = set(), {}
     for r in nodes:
-        if r.op.name not in REDUCTIONS:
+        if not fusible_reduction(r):
             continue
         x = r.inputs[0]
         single_use = len(use[x]) == 1 and x not in root_set
         plain = fusible(x)
-        fused = x.op.name == "fused" and x.attrs.get("reduce") is None and len(x.attrs["outs"]) == 1
+        fused = x.op.name == "fused" and x.attrs.get("reduce") is None and len(x.attrs["region"].outputs) == 1
         if single_use and (plain or fused) and len(x.inputs) <= max_inputs:
             g = frozenset([x, r])
             groups.add(g)
@@ -137,38 +142,39 @@ def _emit_group(members, memo, reduction, external):
     if reduction is not None:
         members = [m for m in members if m is not reduction]
     inside = set(members)
-    body, refs_of, ext = [], {}, []
+    steps, step_of, params = [], {}, []
 
-    def ref(x):
+    def operand(x):
         if x in inside:
-            return ("op", refs_of[x])
+            return Ref(step_of[x])
         new = memo[x]
-        if new not in ext:
-            ext.append(new)
-        return ("in", ext.index(new))
+        if new not in params:
+            params.append(new)
+        return Param(params.index(new))
 
     for m in members:
-        if m.op.name == "fused":       # a single-output fused group feeding a reduction: inline its body
-            base = len(body)
-            args = [ref(x) for x in m.inputs]
-            for op_name, attrs, refs in m.attrs["body"]:
-                body.append((op_name, attrs, tuple(args[k] if s == "in" else ("op", base + k) for s, k in refs)))
-            refs_of[m] = base + m.attrs["outs"][0]
+        if m.op.name == "fused":       # a single-output fused group feeding a reduction: inline its region
+            base = len(steps)
+            args = [operand(x) for x in m.inputs]
+            inner = m.attrs["region"]
+            for s in inner.steps:
+                steps.append(s._replace(operands=tuple(args[x.index] if isinstance(x, Param) else Ref(base + x.index)
+                                                       for x in s.operands)))
+            step_of[m] = base + inner.outputs[0]
         else:
-            body.append((m.op.name, tuple(sorted(m.attrs.items())), tuple(ref(x) for x in m.inputs)))
-            refs_of[m] = len(body) - 1
+            steps.append(Step(m.op, tuple(sorted(m.attrs.items())), tuple(operand(x) for x in m.inputs)))
+            step_of[m] = len(steps) - 1
     graph, loc = members[-1].graph, members[-1].loc
     if reduction is not None:
-        attrs = {"body": tuple(body), "outs": (refs_of[members[-1]],),
-                 "reduce": (reduction.op.name, reduction.attrs["axis"], reduction.attrs["keepdims"])}
-        memo[reduction] = graph.add(REGISTRY["fused"], ext, attrs, name="fused_" + reduction.op.name, loc=loc)
+        region = Region(len(params), tuple(steps), (step_of[members[-1]],))
+        attrs = {"region": region, "reduce": (reduction.op, reduction.attrs["axis"], reduction.attrs["keepdims"])}
+        memo[reduction] = graph.add(REGISTRY["fused"], params, attrs, name="fused_" + reduction.op.name, loc=loc)
         return
     needed = [m for m in members if m in external]
-    attrs = {"body": tuple(body), "outs": tuple(refs_of[m] for m in needed), "reduce": None}
-    f = graph.add(REGISTRY["fused"], ext, attrs, name="fused", loc=loc)
+    region = Region(len(params), tuple(steps), tuple(step_of[m] for m in needed))
+    f = graph.add(REGISTRY["fused"], params, {"region": region, "reduce": None}, name="fused", loc=loc)
     if len(needed) == 1:
         memo[needed[0]] = f
         return
     for k, m in enumerate(needed):
-        memo[m] = graph.add(REGISTRY["fused_output"], (f,), {"index": k, "dtype": m.dtype},
-                            name=m.name, loc=m.loc)
+        memo[m] = graph.add(REGISTRY["output"], (f,), {"index": k}, name=m.name, loc=m.loc)

@@ -10,8 +10,8 @@ from dataclasses import dataclass, field
 
 import networkx as nx
 
-from graphc.errors import GraphError, where
-from graphc.graph import Graph, Node, ancestors
+from graphc.core.errors import GraphError, where
+from graphc.core.graph import Graph, Node, ancestors
 
 from .cleanup import constant_fold, cse, dce
 from .fusion import fuse_elementwise, fuse_reductions
@@ -89,7 +89,7 @@ class DumpDot:
         pass
 
     def after(self, index, p, roots, before):
-        from graphc.dot import to_dot
+        from graphc.view.dot import to_dot   # the viewer is not needed to run passes
         old = set(ancestors(before))
         changed = {n for n in ancestors(roots) if n not in old}
         stem = os.path.join(self.directory, f"{index:02d}_{p.name}")

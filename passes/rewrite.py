@@ -6,7 +6,7 @@ returns new roots. `rewrite` rebuilds the DAG under the roots bottom-up;
 hash-consing makes every rebuilt node that equals an existing one *be* that
 node, which is why Before/Expected tests can compare with `is`.
 """
-from graphc.graph import ancestors, building_at
+from graphc.core.graph import ancestors, building_at
 
 
 def rebuild(node, inputs):

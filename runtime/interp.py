@@ -5,7 +5,7 @@ stays simple: no rewriting, no buffers, values freed after their last use.
 """
 import numpy as np
 
-from graphc.errors import GraphError, where
+from graphc.core.errors import GraphError, where
 from graphc.function import Function
 
 
@@ -25,13 +25,15 @@ class InterpFunction(Function):
                             for i, n in enumerate(self.nodes)]
 
     def _run(self, feeds, types):
+        feeds = self.program_feeds(feeds)
         values = {}
         with np.errstate(all="ignore"):   # inf/nan follow IEEE rules, as in the compiled backends
             for n, free in zip(self.nodes, self._free_after):
                 values[n] = self._eval(n, values, feeds, types[n])
                 for x in free:
                     del values[x]
-        protected = {id(a) for a in feeds.values()} | {id(a) for a in self.graph.values.values()}
+        store = self.graph.store
+        protected = {id(a) for a in feeds.values()} | {id(store[v]) for v in self.nodes if v.op.name == "variable"}
 
         def owned(a):  # the caller may keep and mutate what we return
             # C order too: the compiled backend updates variables in place as C arrays
@@ -48,7 +50,7 @@ class InterpFunction(Function):
         if op == "placeholder":
             return feeds[n]
         if op == "variable":
-            return self.graph.values[n]
+            return self.graph.store[n]
         if op == "constant":
             return n.attrs["value"]
         args = [values[x] for x in n.inputs]

@@ -11,14 +11,17 @@
   reused across calls. A buffer is handed to a later value of the same shape
   and dtype once the last reader of the earlier one has run (liveness).
 
-Inside the step a 0-d value is a 1-element array (Numba indexes those
-uniformly); the runtime reshapes at the boundary.
+Which values are views is the backend's call (`aliases`): the CPU backend
+knows which Numba layouts it can view (runtime/cpu/layout.py). A node with
+several outputs stores nothing itself: its `output` nodes own the memory.
+Inside the step a 0-d value is a 1-element array (both Numba targets index
+those uniformly); the runtime reshapes at the boundary.
 """
 from dataclasses import dataclass
 
 import numpy as np
 
-RESHAPES = {"reshape", "expand_dims", "squeeze", "reshape_like"}
+from graphc.core.types import TupleType
 
 
 def kshape(shape):
@@ -54,34 +57,17 @@ class Plan:
         return n in self._needs_copy
 
 
-def layouts(nodes, types):
-    """'C' for values that own C-contiguous memory or are C-contiguous views, else 'A'.
-
-    A reshape is a view only of a C-contiguous value (Numba reshapes nothing else);
-    transposes and slices are views with other strides; a multi-output fused node
-    stores nothing itself (its fused_output nodes own the memory)."""
-    layout = {}
-    for n in nodes:
-        sliced = n.op.name == "getitem" and len(types[n].shape) > 0
-        layout[n] = "A" if n.op.name == "transpose" or sliced else "C"
-    return layout
-
-
-def is_view(n, layout):
-    """Does n alias its input instead of storing a value?"""
-    if n.op.name == "transpose" or n.op.name == "getitem":
-        return layout[n] == "A"
-    if n.op.name in RESHAPES:
-        return layout[n.inputs[0]] == "C"
-    return n.op.name == "fused" and n.attrs.get("reduce") is None and len(n.attrs["outs"]) > 1
-
-
 def is_elementwise_kernel(n):
     return n.op.kind == "elementwise" or (n.op.name == "fused" and n.attrs.get("reduce") is None
-                                          and len(n.attrs["outs"]) == 1)
+                                          and not isinstance(n.type, TupleType))
 
 
-def plan_memory(nodes, outputs, updates, types):
+def stores_nothing(n):
+    return isinstance(n.type, TupleType)
+
+
+def plan_memory(nodes, outputs, updates, types, aliases):
+    """aliases(n): does n, a view op, alias its input in this backend (no memory of its own)?"""
     plan = Plan()
     position = {n: k for k, n in enumerate(nodes)}
     readers = {n: [] for n in nodes}
@@ -95,15 +81,16 @@ def plan_memory(nodes, outputs, updates, types):
                 all(r.op.kind == "elementwise" or r.op.name == "fused" for r in readers[n]):
             plan._inline.add(n)
     # a value's storage is its own unless it is a view; the root is what holds the memory
-    plan.layout = layout = layouts(nodes, types)
+    def is_view(n):
+        return stores_nothing(n) or (n.op.view is not None and aliases(n))
     root = {}
     for n in nodes:
-        root[n] = root[n.inputs[0]] if is_view(n, layout) and n.op.name != "fused" else n
+        root[n] = root[n.inputs[0]] if is_view(n) and not stores_nothing(n) else n
     plan.root = root
     last_use = {}
     for n in nodes:
-        # a multi-output fused kernel runs where its fused_output nodes get their memory
-        reads = n.inputs[0].inputs if n.op.name == "fused_output" else n.inputs
+        # a multi-output kernel runs where its output nodes get their memory
+        reads = n.inputs[0].inputs if n.op.name == "output" else n.inputs
         for i in reads:
             last_use[root[i]] = max(last_use.get(root[i], -1), position[n])
     for n in outputs:
@@ -119,7 +106,7 @@ def plan_memory(nodes, outputs, updates, types):
     for n in nodes:
         if n.op.kind == "source" or n.op.name == "size":
             continue
-        if is_view(n, layout):
+        if is_view(n):
             plan._target[n] = None
             continue
         var = value_of_update.get(n)
@@ -140,7 +127,7 @@ def plan_memory(nodes, outputs, updates, types):
                 plan._target[n] = buf.name
         # release the buffers whose last reader is n (in input order, never a set's order:
         # the generated source, hence the kernel cache's file name, must not vary between runs)
-        for i in dict.fromkeys(n.inputs[0].inputs if n.op.name == "fused_output" else n.inputs):
+        for i in dict.fromkeys(n.inputs[0].inputs if n.op.name == "output" else n.inputs):
             r = root[i]
             if last_use.get(r) == position[n] and isinstance(plan._target.get(r), str) \
                     and plan._target[r].startswith("buf"):

@@ -6,8 +6,8 @@ real shapes. A mismatch (two None batch sizes fed differently, a reshape that
 no longer fits) becomes an error naming the op and the user's line, before
 any kernel runs. Backends cache the result per shape signature.
 """
-from graphc.errors import GraphError, ShapeError, where
-from graphc.types import TensorType, fmt_shape
+from graphc.core.errors import GraphError, ShapeError, where
+from graphc.core.types import TensorType, TupleType, fmt_shape
 
 
 def concrete_types(nodes, fed_shapes):
@@ -26,7 +26,7 @@ def concrete_types(nodes, fed_shapes):
         except GraphError as e:
             shapes = ", ".join(str(t) for t in in_types)
             raise type(e)(f"{n.op.name}({shapes}) at call time: {e}{where(n.loc)}") from None
-        if any(s is not None and s != c for s, c in zip(n.shape, t.shape)):
+        if not isinstance(t, TupleType) and any(s is not None and s != c for s, c in zip(n.shape, t.shape)):
             raise ShapeError(f"{n.op.name} at call time gives shape {fmt_shape(t.shape)} but was built "
                              f"as {fmt_shape(n.shape)} for inputs "
                              + ", ".join(str(x) for x in in_types) + where(n.loc))

@@ -22,7 +22,7 @@ from hypothesis import strategies as st
 
 import graphc as gc
 from graphc.ops.linalg import matmul_shape
-from graphc.types import broadcast_shapes
+from graphc.core.types import broadcast_shapes
 
 try:
     from .gradcheck import check_grad, numeric_grad

@@ -9,7 +9,7 @@ import uuid
 
 import numpy as np
 
-from graphc.runtime import cache
+from graphc.runtime.cpu import cache
 
 SCRIPT = textwrap.dedent("""
     import json, numpy as np, graphc as gc
@@ -69,7 +69,7 @@ def test_the_file_name_depends_on_the_source_and_versions():
 def test_the_generated_source_is_the_same_every_time():
     """The kernel file's name is the hash of its source: it must not depend on object
     addresses or set order, or a second process would miss the cache."""
-    from graphc.workloads import w3_train_step
+    from graphc.tools.workloads import w3_train_step
     sources = set()
     for _ in range(3):
         w = w3_train_step(batch=4)

@@ -9,7 +9,7 @@ import pytest
 
 import graphc as gc
 from graphc.ops import REGISTRY
-from graphc.workloads import w3_train_step
+from graphc.tools.workloads import w3_train_step
 
 from test_grad_registry import CASES, NO_GRAD
 
@@ -33,7 +33,7 @@ ROWS += [(name, build, [np.random.default_rng(1).normal(size=(3, 4))], None) for
 def test_every_op_has_a_cpu_case():
     covered = {r[0] for r in ROWS}
     random = {"random_uniform", "random_normal"}        # cpu vs interp in tests/test_nn.py
-    assert set(REGISTRY) - {"placeholder", "constant", "variable", "fused", "fused_output"} - random <= covered
+    assert set(REGISTRY) - {"placeholder", "constant", "variable", "fused", "output"} - random <= covered
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])

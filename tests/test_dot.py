@@ -7,7 +7,7 @@ import pydot
 import pytest
 
 import graphc as gc
-from graphc.graph import ancestors
+from graphc.core.graph import ancestors
 
 BACKEND = "interp"
 

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from numba import njit
 
-from graphc.runtime import fastmath as fm
+from graphc.runtime.cpu import fastmath as fm
 
 
 def _vectorized(f):

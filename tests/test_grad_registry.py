@@ -95,7 +95,7 @@ NO_GRAD = {
 }
 
 SOURCES = {"placeholder", "constant", "variable"}
-PASS_OPS = {"fused", "fused_output"}   # built after autodiff, by the fusion passes
+PASS_OPS = {"fused", "output"}   # built after autodiff, by the fusion passes
 RANDOM_OPS = {"random_uniform", "random_normal"}   # no_grad; tested in tests/test_nn.py
 
 

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 import graphc as gc
-from graphc.graph import ancestors
+from graphc.core.graph import ancestors
 
 
 def next_line():

@@ -12,6 +12,7 @@ import pytest
 
 import graphc as gc
 from graphc import losses as L
+from graphc.core.types import fmt_shape
 
 try:
     from .gradcheck import check_grad
@@ -275,7 +276,7 @@ def test_mismatched_shapes(loss):
         for a, b in [((None, 1), (None,)), ((4, 3), (4, 2)), ((3,), (3, 1))]:
             with pytest.raises(gc.ShapeError, match=loss.__name__) as e:
                 loss(gc.placeholder(a), gc.placeholder(b))
-            assert gc.types.fmt_shape(a) in str(e.value) and gc.types.fmt_shape(b) in str(e.value)
+            assert fmt_shape(a) in str(e.value) and fmt_shape(b) in str(e.value)
         loss(gc.placeholder((None, 3)), gc.placeholder((7, 3)))     # None matches any size
 
 

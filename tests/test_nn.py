@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 
 import graphc as gc
-from graphc.random import counter
+from graphc.ops.random import counter
 
 
 def test_random_numbers_are_the_same_on_every_backend_and_new_on_every_call():

@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 
 import graphc as gc
-from graphc.graph import ancestors
+from graphc.core.graph import ancestors
 from graphc.ops import REGISTRY
 
 F32, F64 = np.dtype("float32"), np.dtype("float64")
@@ -31,7 +31,7 @@ ALL_DTYPES = NUMERIC + (BOOL,)
 
 SOURCE_OPS = {"placeholder", "constant", "variable"}
 # built only by the fusion passes, never by users; tests/test_passes*.py run them against the interpreter
-PASS_OPS = {"fused", "fused_output"}
+PASS_OPS = {"fused", "output"}
 # random numbers: checked against an independent splitmix64 and across backends in tests/test_nn.py
 RANDOM_OPS = {"random_uniform", "random_normal"}
 SIBLINGS = ("test_ops_elementwise", "test_ops_reduce", "test_ops_shape", "test_ops_nn")

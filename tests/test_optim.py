@@ -16,7 +16,7 @@ import pytest
 
 import graphc as gc
 from graphc import optim, regularizers
-from graphc.errors import ForeignNodeError, GraphError
+from graphc.core.errors import ForeignNodeError, GraphError
 
 STEPS, HALVE_LR_AT = 5, 3
 TOL = {np.float32: dict(rtol=1e-5, atol=1e-7), np.float64: dict(rtol=1e-10, atol=1e-13)}

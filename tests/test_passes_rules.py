@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 import graphc as gc
-from graphc.graph import ancestors
+from graphc.core.graph import ancestors
 from graphc.ops import REGISTRY
 from graphc.passes.cleanup import FOLD_LIMIT, constant_fold, cse, dce
 from graphc.passes.fusion import MAX_INPUTS, find_groups, fuse_elementwise, fuse_reductions
@@ -496,7 +496,7 @@ def _three_output_group():
     roots = fuse_elementwise([a, b, c])
     (f,) = fused_nodes(roots)
     assert f.attrs["outs"] == (0, 1, 2)
-    assert [r.op.name for r in roots] == ["fused_output"] * 3
+    assert [r.op.name for r in roots] == ["output"] * 3
     assert [r.attrs["index"] for r in roots] == [0, 1, 2]
     return x, f, roots
 
@@ -512,8 +512,8 @@ def test_dce_shrinks_to_the_used_outputs():
         x, f, (oa, ob, oc) = _three_output_group()
         new = dce([oa, oc])
         expected = fused(list(f.inputs), f.attrs["body"], outs=(0, 2))
-        assert new[0] is x.graph.add(REGISTRY["fused_output"], (expected,), {"index": 0, "dtype": oa.dtype})
-        assert new[1] is x.graph.add(REGISTRY["fused_output"], (expected,), {"index": 1, "dtype": oc.dtype})
+        assert new[0] is x.graph.add(REGISTRY["output"], (expected,), {"index": 0, "dtype": oa.dtype})
+        assert new[1] is x.graph.add(REGISTRY["output"], (expected,), {"index": 1, "dtype": oc.dtype})
         verify(new, [oa, oc])
 
 
@@ -597,10 +597,10 @@ def test_fuse_an_intermediate_used_outside():
         (f,) = fused_nodes([new_b, new_s])
         assert body_ops(f) == ["exp", "multiply"]
         assert f.attrs["outs"] == (0, 1)
-        assert new_b.op.name == "fused_output" and new_b.inputs == (f,) and new_b.attrs["index"] == 1
+        assert new_b.op.name == "output" and new_b.inputs == (f,) and new_b.attrs["index"] == 1
         assert new_s.op.name == "sum"
         (oa,) = new_s.inputs
-        assert oa.op.name == "fused_output" and oa.inputs == (f,) and oa.attrs["index"] == 0
+        assert oa.op.name == "output" and oa.inputs == (f,) and oa.attrs["index"] == 0
         assert oa.type == a.type and new_b.type == b.type
         verify([new_b, new_s], [b, s])
 

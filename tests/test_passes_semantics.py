@@ -25,15 +25,15 @@ from hypothesis import HealthCheck, given, note, settings
 from hypothesis import strategies as st
 
 import graphc as gc
-from graphc.cli import main as cli_main
-from graphc.graph import Node, ancestors
+from graphc.tools.cli import main as cli_main
+from graphc.core.graph import Node, ancestors
 from graphc.ops import REGISTRY
 from graphc.ops.linalg import matmul_shape
 from graphc.passes.cleanup import cse, dce
 from graphc.passes.fusion import fuse_elementwise
 from graphc.passes.pipeline import DEFAULT_PIPELINE, DumpDot, Pass, Timing, Verify, optimize, run_pipeline
-from graphc.types import broadcast_shapes
-from graphc.workloads import WORKLOADS, w1_elementwise, w2_softmax, w3_train_step, w4_forward
+from graphc.core.types import broadcast_shapes
+from graphc.tools.workloads import WORKLOADS, w1_elementwise, w2_softmax, w3_train_step, w4_forward
 
 # pydot's parser uses deprecated pyparsing names; that is not ours to fix
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")

@@ -3,7 +3,7 @@
     graphc demo                 the main job (also `make demo`)
     graphc passes [W3] [--dot DIR]
                                 what the default pass pipeline does to a workload graph
-    graphc bench [W1 ...]       the benchmark (see graphc/bench.py)
+    graphc bench [W1 ...]       the benchmark (see graphc/tools/bench.py)
 """
 import argparse
 
@@ -33,9 +33,9 @@ def main(argv=None):
 
 def report_passes(name, dot_dir=None):
     """Print node counts and timings per pass and the fused groups of a workload's graph."""
-    from graphc.graph import ancestors
+    from graphc.core.graph import ancestors
     from graphc.passes.pipeline import DumpDot, Timing, Verify, run_pipeline
-    from graphc.workloads import WORKLOADS
+    from graphc.tools.workloads import WORKLOADS
     w = WORKLOADS[name]() if name != "W1" else WORKLOADS[name](n=1000)
     roots = w.outputs + list(w.updates.values())
     timing = Timing()
@@ -48,7 +48,7 @@ def report_passes(name, dot_dir=None):
     print(f"nodes: {len(before)} -> {len(after)}; ops that run: "
           f"{sum(n.op.kind != 'source' for n in before)} -> {sum(n.op.kind != 'source' for n in after)}")
     print(f"fused groups: {len(fused)} ({sum(n.attrs['reduce'] is not None for n in fused)} into reductions), "
-          f"sizes {sorted((len(n.attrs['body']) for n in fused), reverse=True)}")
+          f"sizes {sorted((len(n.attrs['region'].steps) for n in fused), reverse=True)}")
     if dot_dir:
         print(f"before/after DOT of every pass in {dot_dir}/")
 

@@ -122,7 +122,7 @@ def _first(out):
 
 W6_SCRIPT = textwrap.dedent("""
     import time, numpy as np
-    from graphc.workloads import w3_train_step
+    from graphc.tools.workloads import w3_train_step
     w = w3_train_step()
     f = w.function("cpu")
     t = time.perf_counter(); f(*w.data); print(time.perf_counter() - t)
@@ -155,7 +155,8 @@ def machine_info():
         info["blas"] = ["threadpoolctl not installed"]
     import numba
 
-    import graphc.runtime.cpu  # noqa: F401  (chooses the threading layer)
+    from graphc.runtime.cpu.config import configure_once
+    configure_once()                  # the threading layer the CPU backend chooses
     info["numba"] = f"{numba.__version__} threading layer {numba.config.THREADING_LAYER}"
     return info
 

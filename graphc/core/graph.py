@@ -7,7 +7,11 @@ returned instead of a new one (hash-consing: CSE for free, and pass tests can
 compare nodes with `is`).
 
 Every node remembers the user's file and line where it was built, found by
-walking the call stack past graphc's own packages.
+walking the call stack past graphc's own files.
+
+Node operators (`a + b`, `x[1:]`, `x.T`) dispatch through OPERATORS, a table
+the op modules fill when they load (ops/base.py `operator`): the IR core
+imports no op, so nothing here depends on ops/.
 """
 import contextlib
 import itertools
@@ -16,14 +20,26 @@ import sys
 import threading
 
 from .errors import ForeignNodeError, GraphError, where
+from .store import VariableStore
 
-# Folders whose frames are graphc's own; user_location() skips them. The
-# mapped packages (graphc.ops -> ops/, ...) add their folders when imported.
-INTERNAL_DIRS = {os.path.dirname(os.path.abspath(__file__))}
+# The graphc packages whose files are graphc's own, by import name. Installed, all of them sit
+# under graphc/; in a source tree ops/, passes/ and runtime/ sit beside it (pyproject's
+# package-dir), so each package's folder is read off the package itself, once everything loaded.
+PACKAGES = ("graphc", "graphc.ops", "graphc.passes", "graphc.runtime")
+_roots = []
 
 
-def register_internal_dir(module_file):
-    INTERNAL_DIRS.add(os.path.dirname(os.path.abspath(module_file)))
+def internal_roots():
+    """Folder prefixes (ending in os.sep) of graphc's own files; any subfolder counts."""
+    if len(_roots) < len(PACKAGES):
+        found = [os.path.join(os.path.abspath(p), "") for name in PACKAGES if name in sys.modules
+                 for p in getattr(sys.modules[name], "__path__", ())]
+        _roots[:] = sorted(set(found))
+    return _roots
+
+
+def is_internal(filename):
+    return os.path.abspath(filename).startswith(tuple(internal_roots()))
 
 
 def user_location():
@@ -36,7 +52,7 @@ def user_location():
     frame = sys._getframe(1)
     while frame is not None:
         filename = frame.f_code.co_filename
-        if not filename.startswith("<") and os.path.dirname(os.path.abspath(filename)) not in INTERNAL_DIRS:
+        if not filename.startswith("<") and not is_internal(filename):
             return (filename, frame.f_lineno)
         frame = frame.f_back
     return None
@@ -92,51 +108,51 @@ class Node:
     def __len__(self):
         raise GraphError(f"len() of graph node {self.name}: use .shape[0]")
 
-    # Operators build nodes through the public API (imported late: api imports this module).
-    def __add__(self, other): return _api().add(self, other)
-    def __radd__(self, other): return _api().add(other, self)
-    def __sub__(self, other): return _api().subtract(self, other)
-    def __rsub__(self, other): return _api().subtract(other, self)
-    def __mul__(self, other): return _api().multiply(self, other)
-    def __rmul__(self, other): return _api().multiply(other, self)
-    def __truediv__(self, other): return _api().divide(self, other)
-    def __rtruediv__(self, other): return _api().divide(other, self)
-    def __pow__(self, other): return _api().power(self, other)
-    def __rpow__(self, other): return _api().power(other, self)
-    def __matmul__(self, other): return _api().matmul(self, other)
-    def __rmatmul__(self, other): return _api().matmul(other, self)
-    def __neg__(self): return _api().negative(self)
+    # Operators build nodes through OPERATORS, filled by the op modules (ops/base.py).
+    def __add__(self, other): return OPERATORS["add"](self, other)
+    def __radd__(self, other): return OPERATORS["add"](other, self)
+    def __sub__(self, other): return OPERATORS["subtract"](self, other)
+    def __rsub__(self, other): return OPERATORS["subtract"](other, self)
+    def __mul__(self, other): return OPERATORS["multiply"](self, other)
+    def __rmul__(self, other): return OPERATORS["multiply"](other, self)
+    def __truediv__(self, other): return OPERATORS["divide"](self, other)
+    def __rtruediv__(self, other): return OPERATORS["divide"](other, self)
+    def __pow__(self, other): return OPERATORS["power"](self, other)
+    def __rpow__(self, other): return OPERATORS["power"](other, self)
+    def __matmul__(self, other): return OPERATORS["matmul"](self, other)
+    def __rmatmul__(self, other): return OPERATORS["matmul"](other, self)
+    def __neg__(self): return OPERATORS["negative"](self)
     def __pos__(self): return self
-    def __abs__(self): return _api().abs(self)
-    def __lt__(self, other): return _api().less(self, other)
-    def __le__(self, other): return _api().less_equal(self, other)
-    def __gt__(self, other): return _api().greater(self, other)
-    def __ge__(self, other): return _api().greater_equal(self, other)
-    def __and__(self, other): return _api().logical_and(self, other)
-    def __or__(self, other): return _api().logical_or(self, other)
-    def __rand__(self, other): return _api().logical_and(other, self)
-    def __ror__(self, other): return _api().logical_or(other, self)
-    def __invert__(self): return _api().logical_not(self)
-    def __getitem__(self, key): return _api().getitem(self, key)
+    def __abs__(self): return OPERATORS["abs"](self)
+    def __lt__(self, other): return OPERATORS["less"](self, other)
+    def __le__(self, other): return OPERATORS["less_equal"](self, other)
+    def __gt__(self, other): return OPERATORS["greater"](self, other)
+    def __ge__(self, other): return OPERATORS["greater_equal"](self, other)
+    def __and__(self, other): return OPERATORS["logical_and"](self, other)
+    def __or__(self, other): return OPERATORS["logical_or"](self, other)
+    def __rand__(self, other): return OPERATORS["logical_and"](other, self)
+    def __ror__(self, other): return OPERATORS["logical_or"](other, self)
+    def __invert__(self): return OPERATORS["logical_not"](self)
+    def __getitem__(self, key): return OPERATORS["getitem"](self, key)
     __hash__ = object.__hash__
     __eq__ = object.__eq__
 
     @property
     def T(self):
-        return _api().transpose(self)
+        return OPERATORS["transpose"](self)
 
 
-def _api():
-    from . import api
-    return api
+# op name -> the user function building it; the op modules fill it as they load
+OPERATORS = {}
 
 
 class Graph:
     """A container of nodes. `with Graph() as g:` makes g the default graph.
 
     Nodes are kept in creation order, which is a topological order: a node's
-    inputs always exist before it. Variable values live here (`values`), so
-    every function compiled from the graph sees the same state.
+    inputs always exist before it. Variable values live in the graph's store
+    (`store`, also `values`), so every function compiled from the graph sees
+    the same state; a compiled program's scratch graph shares it.
     """
 
     _ids = itertools.count()
@@ -144,7 +160,7 @@ class Graph:
     def __init__(self, name=None):
         self.name = name or f"graph{next(Graph._ids)}"
         self.nodes = []
-        self.values = {}          # variable node -> its current numpy value
+        self.store = VariableStore()   # variable -> its current value, and where it lives
         self._by_key = {}         # hash-consing table
         self._names = set()
         self._counters = {}
@@ -208,6 +224,38 @@ class Graph:
         self.nodes.append(node)
         self._by_key[key] = node
         return node
+
+    @property
+    def values(self):
+        """The variable store, indexed by variable node: g.values[v] is v's value (on the host)."""
+        return self.store
+
+    def scratch_copy(self, roots, name=None):
+        """A new graph holding copies of the nodes behind `roots`, sharing this graph's store.
+
+        Compiled programs optimize such a copy, so the user's graph keeps only what the
+        user built. Returns (scratch graph, {original node: copy})."""
+        scratch = Graph(name or f"{self.name}.compiled")
+        scratch.store = self.store
+        scratch.rng_counter = getattr(self, "rng_counter", None)
+        memo = {}
+        for n in ancestors(list(roots)):
+            memo[n] = scratch._adopt(n, tuple(memo[i] for i in n.inputs))
+        if scratch.rng_counter is not None:
+            scratch.rng_counter = memo.get(scratch.rng_counter)
+        return scratch, memo
+
+    def _adopt(self, node, inputs):
+        """A copy of node (of another graph) on inputs of this one: same op, attrs, type, name, line."""
+        key = (node.op.name, tuple(x.id for x in inputs), node.op.key(node.attrs))
+        found = self._by_key.get(key)
+        if found is not None:
+            return found
+        copy = Node(node.op, inputs, node.attrs, node.type, node.name, node.loc, self, len(self.nodes))
+        self._names.add(node.name)
+        self.nodes.append(copy)
+        self._by_key[key] = copy
+        return copy
 
     def variables(self):
         return [n for n in self.nodes if n.op.name == "variable"]

@@ -12,12 +12,13 @@ import time
 
 import numpy as np
 
-from graphc.errors import ArgumentError
+from graphc.core.errors import ArgumentError
 from graphc.function import Function, feed_array
+from graphc.runtime.memory import kshape
 
 from . import cache
 from .codegen import generate
-from .memory import kshape
+from .config import configure_once
 
 
 class Compiled:
@@ -44,6 +45,7 @@ class CpuFunction(Function):
 
     def __init__(self, inputs, outputs, updates=None, optimize=None, passes=None, parallel=None,
                  jit_step=None):
+        configure_once()                  # Numba's threading and vector width, before any compile
         super().__init__(inputs, outputs, updates, optimize=optimize, passes=passes)
         self.jit_step = jit_step          # None: decided by the step's length (runtime/codegen.py)
         has_blas = any(n.op.name == "matmul" for n in self.nodes)
@@ -65,7 +67,7 @@ class CpuFunction(Function):
             for x, a in zip(self.inputs, args):
                 feed_array(x, a)              # shapes: checked once per signature
             c = self._compile(sig)
-        values = self.graph.values
+        values = self.graph.store
         feeds = [a.reshape(1) if s else a for a, s in zip(args, self._scalar_in)]
         variables = [values[v].reshape(1) if s else values[v] for v, s in zip(c.var_nodes, c.var_flat)]
         out = c.step(*feeds, *variables, *c.fixed)
@@ -77,16 +79,17 @@ class CpuFunction(Function):
         t0 = time.perf_counter()
         types = self._specialize(_Shapes(self.inputs, sig))
         t1 = time.perf_counter()
-        program = generate(self.nodes, self.outputs, self.updates, types, self.inputs,
+        program = generate(self.nodes, self.outputs, self.updates, types, self._placeholders,
                            parallel=self.parallel, header=f"# {self!r}", jit_step=self.jit_step)
         t2 = time.perf_counter()
         module, path, wrote = cache.load(program.source)
         t3 = time.perf_counter()
-        for v in self.graph.variables():             # in-place updates need owned, contiguous arrays
-            if v in self.graph.values:
-                arr = self.graph.values[v]
+        store = self.graph.store
+        for v in self.nodes:                         # in-place updates need owned, contiguous arrays
+            if v.op.name == "variable":
+                arr = store[v]
                 if not (arr.flags.c_contiguous and arr.flags.writeable and arr.flags.owndata):
-                    self.graph.values[v] = np.array(arr, order="C")
+                    store[v] = np.array(arr, order="C")
         c = Compiled(program, module, path, self)
         self._compiled[sig] = c
         times.update(specialize=t1 - t0, codegen=t2 - t1, write_import=t3 - t2, cache_file_written=wrote)
@@ -98,7 +101,7 @@ class CpuFunction(Function):
     def _warm(self, c, sig):
         """Compile (or load from Numba's cache) by calling the step once on scratch copies."""
         scratch = [np.zeros(kshape(s), x.dtype) for x, s in zip(self.inputs, sig)]
-        variables = [np.array(self.graph.values[v]).reshape(kshape(v.shape)) for v in c.var_nodes]
+        variables = [np.array(self.graph.store[v]).reshape(kshape(v.shape)) for v in c.var_nodes]
         c.step(*scratch, *variables, *c.fixed)
 
     @property

@@ -20,11 +20,11 @@ the predictions' dtype.
 """
 import numpy as np
 
-from . import api as F
-from .errors import DTypeError, GraphError, ShapeError
-from .errors import where as at
-from .graph import Node, user_location
-from .types import FLOATS, INTS, fmt_shape
+import graphc.api as F
+from graphc.core.errors import DTypeError, GraphError, ShapeError
+from graphc.core.errors import where as at
+from graphc.core.graph import Node, user_location
+from graphc.core.types import FLOATS, INTS, fmt_shape
 
 __all__ = ["mean_squared_error", "root_mean_squared_error", "rmse", "binary_crossentropy",
            "binary_crossentropy_with_logits", "softmax_cross_entropy", "negative_log_likelihood",

@@ -9,9 +9,9 @@ weight decay that is not, use optim.AdamW.
 """
 import numbers
 
-from . import api as F
-from .errors import GraphError, where
-from .graph import Node, user_location
+import graphc.api as F
+from graphc.core.errors import GraphError, where
+from graphc.core.graph import Node, user_location
 
 
 def l1(params, scale):

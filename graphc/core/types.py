@@ -113,3 +113,19 @@ def normalize_axes(axis, ndim, op="op"):
     if len(set(axes)) != len(axes):
         raise AxisError(f"repeated axis in {tuple(axis)}")
     return tuple(sorted(axes))
+
+
+@dataclass(frozen=True)
+class TupleType:
+    """The type of a node with several outputs (a fused group, later a scan): one TensorType each.
+
+    Such a node is read through `output(node, k)` nodes (ops/region.py), which have TensorTypes."""
+
+    types: tuple
+
+    @property
+    def is_concrete(self):
+        return all(t.is_concrete for t in self.types)
+
+    def __str__(self):
+        return "(" + ", ".join(str(t) for t in self.types) + ")"

@@ -10,10 +10,10 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from . import api as F
-from .errors import GraphError, ShapeError
-from .function import function
-from .graph import Graph
+import graphc.api as F
+from graphc.core.errors import GraphError, ShapeError
+from graphc.core.graph import Graph
+from graphc.function import function
 
 
 @dataclass

@@ -28,8 +28,8 @@ import math
 
 import numpy as np
 
-from .errors import DTypeError, GraphError, ShapeError
-from .types import FLOATS, as_dtype
+from graphc.core.errors import DTypeError, GraphError, ShapeError
+from graphc.core.types import FLOATS, as_dtype
 
 __all__ = ["Initializer", "Zeros", "Ones", "Constant", "Uniform", "Normal", "GlorotUniform",
            "GlorotNormal", "HeUniform", "HeNormal", "compute_fans", "get", "InitializerError"]

@@ -27,9 +27,9 @@ import math
 
 import numpy as np
 
-from . import api as F
-from .errors import ForeignNodeError, GraphError, where
-from .graph import Node, user_location
+import graphc.api as F
+from graphc.core.errors import ForeignNodeError, GraphError, where
+from graphc.core.graph import Node, user_location
 from graphc.passes.autodiff import grad
 
 

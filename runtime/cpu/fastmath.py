@@ -28,6 +28,8 @@ from llvmlite import ir
 from numba import njit, types
 from numba.extending import intrinsic
 
+from graphc.ops import random as random_formula
+
 MAX_REL_ERROR = 1e-6
 
 F = np.float32
@@ -229,10 +231,8 @@ def row_min(a, init):
     return m
 
 
-@njit(inline="always")
-def splitmix64(z):
-    """The hash behind gc.random (ops/random.py): uint64 arithmetic wraps as in numpy."""
-    z = z + np.uint64(0x9E3779B97F4A7C15)
-    z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
-    z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
-    return z ^ (z >> np.uint64(31))
+# gc.random's formula (ops/random.py), the same functions the numpy reference runs, compiled
+# for one element: one definition for every backend.
+rng_bits = njit(inline="always")(random_formula.splitmix64)
+rng_uniform = njit(inline="always")(random_formula.uniform_from_bits)
+rng_normal = njit(inline="always")(random_formula.normal_from_bits)

@@ -24,9 +24,14 @@ value lives in; this module only turns the schedule into text.
 """
 import numpy as np
 
-from . import kernels
-from .lowerings import copy_into
-from .memory import plan_memory
+from graphc.runtime.memory import plan_memory
+
+from . import lower_linalg, lower_nn, lower_shape  # noqa: F401  (they fill the table of lowerings)
+from .emit import Ctx
+from .layout import aliases_in, layouts
+from .loops import lower
+from .lower_shape import copy_into
+from .target import CPU
 
 
 # A step of up to this many lines is itself Numba-compiled: one call into Numba per call of
@@ -56,11 +61,7 @@ class Module:
         self.lines.append("    " + line)
 
     def source(self, step_params, returns, header, jit_step=None):
-        out = [header, "import math", "", "import numpy as np", "from numba import njit, prange", "",
-               "from graphc.runtime.fastmath import (exp32, expm1_32, log32, matmul_into, row_max, row_min,",
-               "                                     row_sum, sigmoid32, sigmoid64, softplus32, softplus64,",
-               "                                     splitmix64, tanh32)",
-               ""]
+        out = [header] + CPU.header() + [""]
         for (prefix, params, text, fastmath, parallel), name in self.kernels.items():
             flags = 'cache=True, error_model="numpy"'
             if fastmath:
@@ -95,7 +96,8 @@ def generate(nodes, outputs, updates, types, inputs, parallel=False, header="# g
     """
     mod = Module(parallel)
     prog = Program()
-    plan = plan_memory(nodes, outputs, updates, types)
+    layout = layouts(nodes, types)
+    plan = plan_memory(nodes, outputs, updates, types, aliases_in(layout))
     names = {}
 
     def param(name, kind, payload):
@@ -117,11 +119,11 @@ def generate(nodes, outputs, updates, types, inputs, parallel=False, header="# g
     for buf in plan.buffers:
         param(buf.name, "buf", buf)
 
-    ctx = kernels.Ctx(mod, names, types, plan, nodes)
+    ctx = Ctx(mod, names, types, plan, layout, nodes)
     for n in nodes:
         if n.op.kind == "source" or n.op.name == "size" or n in names:
             continue
-        names[n] = kernels.lower(n, ctx)
+        names[n] = lower(n, ctx)
 
     # outputs first (computed from the old variable values), then the updates
     returns = []

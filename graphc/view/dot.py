@@ -10,9 +10,10 @@ import re
 import shutil
 import subprocess
 
-from .errors import GraphError
-from .graph import Graph, Node, ancestors
-from .types import fmt_shape
+from graphc.core.errors import GraphError
+from graphc.core.graph import Graph, Node, ancestors
+from graphc.core.region import Param
+from graphc.core.types import TupleType, fmt_shape
 
 STYLE = {
     "placeholder": 'shape=ellipse, style=filled, fillcolor="#cfe2ff"',
@@ -33,27 +34,14 @@ def _label(n):
     if n.op.name == "constant":
         v = n.attrs["value"]
         head = f"const {_esc(v.reshape(-1)[0]) if v.size == 1 else _esc(n.name)}"
-    extra = _attr_text(n)
-    return f"{head}{extra}\\n{fmt_shape(n.shape)} {n.dtype}"
+    extra = "".join(f"\\n{_esc(text)}" if key is None else f"\\n{key}={_esc(text)}" for key, text in n.op.label(n))
+    return f"{head}{extra}\\n{_type_text(n.type)}"
 
 
-def _attr_text(n):
-    shown = {k: v for k, v in n.attrs.items() if k not in ("value", "shape", "dtype", "index")}
-    if n.op.name == "getitem":
-        from graphc.ops.shape import index_key
-        return "\\n[" + _esc(", ".join(_fmt_key(k) for k in index_key(n.attrs["index"]))) + "]"
-    if n.op.name in ("reshape", "broadcast_to"):
-        shown["shape"] = n.attrs["shape"]
-    if n.op.name == "cast":
-        shown["dtype"] = str(n.attrs["dtype"])
-    return "".join(f"\\n{k}={_esc(v)}" for k, v in shown.items())
-
-
-def _fmt_key(k):
-    if isinstance(k, slice):
-        parts = ["" if p is None else str(p) for p in (k.start, k.stop, k.step)]
-        return ":".join(parts[:2]) + (f":{parts[2]}" if k.step is not None else "")
-    return "None" if k is None else str(k)
+def _type_text(t):
+    if isinstance(t, TupleType):
+        return " ".join(_type_text(x) for x in t.types)
+    return f"{fmt_shape(t.shape)} {t.dtype}"
 
 
 def _collect(obj):
@@ -97,7 +85,7 @@ def to_dot(obj, rankdir="TB", highlight=()):
         many = len(n.inputs) > 1 and n.op.name not in ("add", "multiply", "maximum", "minimum")
         for i, x in enumerate(n.inputs):
             label = f' [label="{i}"]' if many else ""
-            src = _port(x, n.attrs["index"] if n.op.name == "fused_output" else 0)
+            src = _port(x, n.attrs["index"] if n.op.name == "output" else 0)
             lines.append(f"  {src} -> n{n.id}{label};")
     for var, value in updates.items():
         lines.append(f'  {_port(value)} -> n{var.id} [style=dashed, color="#e8590c", label="update"];')
@@ -111,30 +99,31 @@ def _port(n, k=0):
         return f"n{n.id}"
     if n.attrs.get("reduce") is not None:
         return f"n{n.id}_r"
-    return f"n{n.id}_{n.attrs['outs'][k]}"
+    return f"n{n.id}_{n.attrs['region'].outputs[k]}"
 
 
 def _fused_cluster(n, is_output, changed):
     fill = "#fff3bf" if changed else "#e7f5ff"
     border = '; color="#c92a2a"; penwidth=2.5' if is_output else '; color="#1c7ed6"'
     kind = "fused reduction" if n.attrs.get("reduce") else "fused"
+    region = n.attrs["region"]
     lines = [f"  subgraph cluster_n{n.id} {{",
-             f'    label="{kind}\\n{fmt_shape(n.shape)} {n.dtype}"; style="rounded,filled"; '
+             f'    label="{kind}\\n{_type_text(n.type)}"; style="rounded,filled"; '
              f'fillcolor="{fill}"{border}; fontname="Helvetica"; fontsize=10;']
-    for j, (op_name, attrs, refs) in enumerate(n.attrs["body"]):
-        extra = "".join(f"\\n{k}={_esc(v)}" for k, v in attrs if k not in ("dtype",))
-        lines.append(f'    n{n.id}_{j} [label="{op_name}{extra}", {OP_STYLE}];')
+    for j, step in enumerate(region.steps):
+        extra = "".join(f"\\n{k}={_esc(v)}" for k, v in step.attrs if k not in ("dtype",))
+        lines.append(f'    n{n.id}_{j} [label="{step.op.name}{extra}", {OP_STYLE}];')
     reduce = n.attrs.get("reduce")
     if reduce is not None:
-        op_name, axis, keepdims = reduce
-        lines.append(f'    n{n.id}_r [label="{op_name}\\naxis={axis}\\nkeepdims={keepdims}", {OP_STYLE}];')
+        op, axis, keepdims = reduce
+        lines.append(f'    n{n.id}_r [label="{op.name}\\naxis={axis}\\nkeepdims={keepdims}", {OP_STYLE}];')
     lines.append("  }")
-    for j, (op_name, attrs, refs) in enumerate(n.attrs["body"]):
-        for src, k in refs:
-            origin = _port(n.inputs[k]) if src == "in" else f"n{n.id}_{k}"
+    for j, step in enumerate(region.steps):
+        for x in step.operands:
+            origin = _port(n.inputs[x.index]) if isinstance(x, Param) else f"n{n.id}_{x.index}"
             lines.append(f"  {origin} -> n{n.id}_{j};")
     if reduce is not None:
-        lines.append(f"  n{n.id}_{n.attrs['outs'][0]} -> n{n.id}_r;")
+        lines.append(f"  n{n.id}_{region.outputs[0]} -> n{n.id}_r;")
     return lines
 
 

@@ -1,4 +1,4 @@
-"""gc.nn: layers, activations and losses, all building ordinary graph nodes.
+"""Layers (Dense, Dropout, BatchNorm, Sequential) and the activations by name, all building ordinary graph nodes.
 
 A layer creates its variables the first time it is applied (when it sees
 its input's shape) and reuses them afterwards, so one model applied twice --
@@ -11,13 +11,10 @@ shares its weights between the two compiled functions.
 """
 import numpy as np
 
-from . import api as F
-from .errors import GraphError, ShapeError, where
-from .graph import Node, user_location
-from .losses import *  # noqa: F401,F403  (gc.nn.softmax_cross_entropy, ...)
-from .random import bernoulli
-from .regularizers import l1, l2  # noqa: F401
-from .train import EarlyStopping, History, Trainer, fit, load, save  # noqa: F401
+import graphc.api as F
+from graphc.core.errors import GraphError, ShapeError, where
+from graphc.core.graph import Node, user_location
+from graphc.ops.random import bernoulli
 
 ACTIVATIONS = {
     None: lambda x: x, "linear": lambda x: x, "sigmoid": F.sigmoid, "tanh": F.tanh, "relu": F.relu,

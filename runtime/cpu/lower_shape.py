@@ -1,0 +1,103 @@
+"""CPU lowering of shape ops: views where Numba allows (transpose, reshape of a contiguous
+value, slicing), otherwise copies into the value's buffer (broadcast_like, concatenate, pad,
+unslice, and reshapes of strided values)."""
+from graphc.ops.slicing import fmt_key, index_key
+from graphc.runtime.memory import kshape
+
+from .emit import index, loops, lowers, unpack
+
+
+@lowers("transpose")
+def _transpose(n, ctx):
+    x, axes = ctx.names[n.inputs[0]], n.attrs["axes"]
+    if axes == (1, 0):
+        return f"{x}.T"
+    if len(axes) <= 1:
+        return x
+    return f"{x}.transpose({axes})"
+
+
+@lowers("reshape", "expand_dims", "squeeze", "reshape_like")
+def _reshape(n, ctx):
+    shape = kshape(ctx.types[n].shape)
+    x = n.inputs[0]
+    if ctx.plan.target(n) is None:              # a view of a C-contiguous value
+        return f"{ctx.value(x)}.reshape({shape})"
+    dest = ctx.dest(n)
+    ctx.mod.emit(copy_into(ctx.mod, ctx.value(x), f"{dest}.reshape({kshape(ctx.types[x].shape)})",
+                           ctx.types[x], ctx.layout.get(x)))
+    return dest
+
+
+@lowers("getitem")
+def _getitem(n, ctx):
+    key = index_key(n.attrs["index"])
+    text = ", ".join(fmt_key(k) for k in key)
+    x = ctx.value(n.inputs[0])
+    if ctx.plan.target(n) is None:
+        return f"{x}[{text}]"
+    dest = ctx.dest(n)                           # every index an int: one element
+    ctx.mod.emit(f"{dest}[0] = {x}[{text}]")
+    return dest
+
+
+@lowers("broadcast_like")
+def _broadcast(n, ctx):
+    dest = ctx.dest(n)
+    ctx.mod.emit(copy_into(ctx.mod, ctx.value(n.inputs[0]), dest, ctx.types[n.inputs[0]],
+                           ctx.layout.get(n.inputs[0]), out_type=ctx.types[n]))
+    return dest
+
+
+def copy_into(mod, src, dst, t, layout="A", out_type=None):
+    """A step line copying src (broadcasting) into dst of out_type's shape (default: t's)."""
+    out_shape = kshape((out_type or t).shape)
+    shape = kshape(t.shape)
+    nd = len(out_shape)
+    dims = [f"n{k}" for k in range(nd)]
+    lines = [unpack(dims, "dst.shape")]
+    loop, idx, depth = loops(dims, False)
+    lines += loop
+    lines.append("    " * depth + f"dst[{', '.join(idx)}] = src[{index(shape, out_shape, idx)}]")
+    name = mod.kernel("copy", ["src", "dst"], lines)
+    return f"{name}({src}, {dst})"
+
+
+@lowers("concatenate")
+def _concatenate(n, ctx):
+    dest, axis, start = ctx.dest(n), n.attrs["axis"], 0
+    for x in n.inputs:
+        size = ctx.types[x].shape[axis]
+        key = ", ".join([":"] * axis + [f"{start}:{start + size}"])
+        value = ctx.value(x)
+        if ctx.types[x].dtype != ctx.types[n].dtype:
+            value = f"{value}.astype(np.{ctx.types[n].dtype.name})"
+        ctx.mod.emit(f"{dest}[{key}] = {value}")
+        start += size
+    return dest
+
+
+@lowers("pad")
+def _pad(n, ctx):
+    dest = ctx.dest(n)
+    ctx.mod.emit(f"{dest}.fill({ctx.t.lit(n.attrs['value'], ctx.types[n].dtype)})")
+    key = ", ".join(f"{a}:{a + d}" for (a, _), d in zip(n.attrs["pad_width"], ctx.types[n.inputs[0]].shape))
+    if key:
+        ctx.mod.emit(f"{dest}[{key}] = {ctx.value(n.inputs[0])}")
+    else:
+        ctx.mod.emit(f"{dest}[0] = {ctx.value(n.inputs[0])}[0]")
+    return dest
+
+
+@lowers("unslice")
+def _unslice(n, ctx):
+    dest = ctx.dest(n)
+    ctx.mod.emit(f"{dest}.fill({ctx.t.lit(0, ctx.types[n].dtype)})")
+    key = index_key(n.attrs["index"])
+    text = ", ".join(fmt_key(k) for k in key)
+    g = ctx.value(n.inputs[0])
+    if ctx.types[n.inputs[0]].shape == () or all(not isinstance(k, slice) and k is not None for k in key):
+        ctx.mod.emit(f"{dest}[{text or '0'}] = {g}[0]")
+    else:
+        ctx.mod.emit(f"{dest}[{text}] = {g}")
+    return dest

@@ -1,0 +1,34 @@
+"""The CPU Target: Numba njit kernels, float32 transcendentals from fastmath.py (vectorizable),
+float64 ones from `math` (exact libm)."""
+from graphc.runtime.target import Target
+
+FAST = ["exp32", "expm1_32", "log32", "matmul_into", "row_max", "row_min", "row_sum", "sigmoid32",
+        "sigmoid64", "softplus32", "softplus64", "tanh32", "rng_bits", "rng_uniform", "rng_normal"]
+
+
+class CpuTarget(Target):
+    name = "cpu"
+    MATH = {
+        ("exp", "float32"): "exp32", ("log", "float32"): "log32", ("tanh", "float32"): "tanh32",
+        ("sigmoid", "float32"): "sigmoid32", ("softplus", "float32"): "softplus32",
+        ("expm1", "float32"): "expm1_32", ("sqrt", "float32"): "np.sqrt",
+        ("exp", "float64"): "math.exp", ("log", "float64"): "math.log", ("tanh", "float64"): "math.tanh",
+        ("sigmoid", "float64"): "sigmoid64", ("softplus", "float64"): "softplus64",
+        ("expm1", "float64"): "math.expm1", ("sqrt", "float64"): "np.sqrt",
+    }
+    # the row helpers a reduction's `row` fact names (ops/reductions.py)
+    ROW = {"sum": "row_sum", "max": "row_max", "min": "row_min"}
+
+    def header(self):
+        names = ", ".join(FAST)
+        lines, line = [], "from graphc.runtime.cpu.fastmath import ("
+        for name in names.split(", "):
+            if len(line) + len(name) + 2 > 100:
+                lines.append(line.rstrip())
+                line = " " * 37
+            line += name + ", "
+        lines.append(line.rstrip(", ") + ")")
+        return ["import math", "", "import numpy as np", "from numba import njit, prange", ""] + lines
+
+
+CPU = CpuTarget()
