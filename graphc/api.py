@@ -7,7 +7,7 @@ from graphc.ops.base import as_node  # noqa: F401
 from graphc.ops.binary import (add, divide, equal, greater, greater_equal, less, less_equal,  # noqa: F401
                                logical_and, logical_or, maximum, minimum, multiply, not_equal, power,
                                subtract, where)
-from graphc.ops.broadcast import broadcast_like, broadcast_to, concatenate, pad  # noqa: F401
+from graphc.ops.broadcast import broadcast_like, broadcast_to, concatenate, pad, split  # noqa: F401
 from graphc.ops.linalg import matmul  # noqa: F401
 from graphc.ops.nn import log_softmax, one_hot, softmax  # noqa: F401
 from graphc.ops.reductions import argmax, argmin, max, mean, min, prod, sum  # noqa: F401

@@ -1,13 +1,14 @@
 """Ops that make a tensor bigger: broadcast_to, broadcast_like (the shape of another
-tensor, for gradients where a size is None), concatenate and pad; each with its user function."""
+tensor, for gradients where a size is None), concatenate and pad; and split, concatenate's
+inverse, a node with several outputs. Each with its user function."""
 import numpy as np
 
 from graphc.core.errors import DTypeError, ShapeError
 from graphc.core.errors import where as at
 from graphc.core.graph import user_location
-from graphc.core.types import TensorType, fmt_shape, normalize_axis
+from graphc.core.types import TensorType, TupleType, fmt_shape, normalize_axis
 
-from .base import Op, apply, as_node, register, same_type
+from .base import REGISTRY, Op, apply, as_node, register, same_type
 from .slicing import getitem
 
 
@@ -192,3 +193,59 @@ def concatenate(xs, axis=0, name=None):
 def pad(x, pad_width, constant_values=0, name=None):
     """Constant padding, numpy's pad_width forms: n, (before, after) or one pair per axis."""
     return apply("pad", [x], name=name, pad_width=pad_width, value=constant_values)
+
+
+@register
+class Split(Op):
+    """split(x, bounds, axis): the pieces x[..., start:stop, ...] along axis, one output each.
+
+    Its type is a TupleType; `output(node, k)` nodes read the pieces. Its gradient takes
+    one gradient per output (None for a piece nothing used) and joins them back."""
+    name = "split"
+    kind = "shape"
+
+    def canonical(self, types, bounds, axis=0):
+        return {"bounds": tuple((int(a), int(b)) for a, b in bounds),
+                "axis": normalize_axis(axis, types[0].ndim, self.name)}
+
+    def infer(self, types, bounds, axis):
+        (t,) = types
+        size = t.shape[axis]
+        if size is not None and (not bounds or bounds[-1][1] != size) or \
+                any(b[0] >= b[1] for b in bounds) or any(a[1] != b[0] for a, b in zip(bounds, bounds[1:])):
+            raise ShapeError(f"pieces {bounds} do not cover axis {axis} of {fmt_shape(t.shape)} in order")
+        piece = [list(t.shape) for _ in bounds]
+        for p, (a, b) in zip(piece, bounds):
+            p[axis] = b - a
+        return TupleType(tuple(TensorType(tuple(p), t.dtype) for p in piece))
+
+    def ref(self, x, bounds, axis):
+        key = (slice(None),) * axis
+        return tuple(np.ascontiguousarray(x[key + (slice(a, b),)]) for a, b in bounds)
+
+    def grad(self, node, gs):
+        x = node.inputs[0]
+        parts = [g if g is not None else broadcast_to(as_node(0, like=x), t.shape)
+                 for g, t in zip(gs, node.type.types)]
+        return [concatenate(parts, axis=node.attrs["axis"])]
+
+
+def split(x, indices_or_sections, axis=0, name=None):
+    """numpy's split: `sections` equal pieces, or cut before each of the given indices.
+    Returns one node per piece."""
+    ax = normalize_axis(axis, x.ndim, "split")
+    size = x.shape[ax]
+    if size is None:
+        raise ShapeError(f"split needs the size of axis {ax} of {fmt_shape(x.shape)} when the graph is built"
+                         f"{at(user_location())}")
+    if isinstance(indices_or_sections, int):
+        k = indices_or_sections
+        if k <= 0 or size % k:
+            raise ShapeError(f"split: {size} elements along axis {ax} do not divide into {k} equal pieces"
+                             f"{at(user_location())}")
+        cuts = [size // k * i for i in range(1, k)]
+    else:
+        cuts = [int(c) for c in indices_or_sections]
+    edges = [0] + cuts + [size]
+    node = apply("split", [x], name=name, bounds=tuple(zip(edges, edges[1:])), axis=ax)
+    return [node.graph.add(REGISTRY["output"], (node,), {"index": k}) for k in range(len(edges) - 1)]

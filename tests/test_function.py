@@ -117,9 +117,11 @@ def test_function_exposes_graph_inputs_outputs_updates():
         multi = fn([x], [out, v])
     assert f.graph is g
     assert f.inputs == [x]
-    assert f.outputs == [out]
-    assert f.updates == {v: out}
-    assert multi.outputs == [out, v] and multi.updates == {}
+    # outputs and updates are the program's nodes, copies in a scratch graph; origin leads back
+    assert f.program_graph is not g and all(n.graph is f.program_graph for n in f.nodes)
+    assert [f.origin[o] for o in f.outputs] == [out]
+    assert {f.origin[k]: f.origin[v] for k, v in f.updates.items()} == {v: out}
+    assert [multi.origin[o] for o in multi.outputs] == [out, v] and multi.updates == {}
     assert f.backend == BACKEND
     assert "x" in repr(f) and "1 update" in repr(f)
 
@@ -132,7 +134,8 @@ def test_scalar_update_value_becomes_a_node():
         assert isinstance(new, gc.Node) and new.dtype == np.float32
         s = gc.variable(np.float32(1.0), name="s")
         g = fn([], [], updates={s: 7})              # a Python scalar takes the variable's dtype
-        assert g.updates[s].dtype == np.float32
+        (new,) = g.updates.values()
+        assert g.origin[next(iter(g.updates))] is s and new.dtype == np.float32
         g()
         assert gc.get_value(s) == 7 and gc.get_value(s).dtype == np.float32
 

@@ -64,6 +64,7 @@ CASES = {
     "squeeze": (lambda x: gc.squeeze(x, 1), [normal(2, 1, 3)]),
     "broadcast_to": (lambda x: gc.broadcast_to(x, (2, 3, 4)), [normal(3, 1)]),
     "concatenate": (lambda a, b: gc.concatenate([a, b, a], axis=1), [normal(2, 3), normal(2, 1)]),
+    "split": (lambda a: gc.split(a, [1, 3], axis=1)[2] * gc.split(a, [1, 3], axis=1)[0], [normal(2, 4)]),
     "getitem": (lambda x: x[1:, None, ::-2] * x[0, 1], [normal(3, 5)]),
     "pad": (lambda x: gc.pad(x, ((1, 0), (2, 3)), constant_values=1.5), [normal(2, 3)]),
     "softmax": (lambda x: gc.softmax(x, axis=0), [normal(4, 3)]),

@@ -11,6 +11,7 @@ import pytest
 
 import graphc as gc
 from graphc.core.graph import ancestors
+from graphc.core.region import Param, Ref, Region, Step
 from graphc.ops import REGISTRY
 from graphc.passes.cleanup import FOLD_LIMIT, constant_fold, cse, dce
 from graphc.passes.fusion import MAX_INPUTS, find_groups, fuse_elementwise, fuse_reductions
@@ -28,7 +29,17 @@ def fused_nodes(roots):
 
 
 def body_ops(f):
-    return [entry[0] for entry in f.attrs["body"]]
+    return f.attrs["region"].op_names()
+
+
+def body_of(f):
+    """A fused node's region as (op name, attrs, operands) entries, operands ("in", k) | ("op", j)."""
+    return tuple((s.op.name, s.attrs, tuple(("in", x.index) if isinstance(x, Param) else ("op", x.index)
+                                             for x in s.operands)) for s in f.attrs["region"].steps)
+
+
+def outs_of(f):
+    return f.attrs["region"].outputs
 
 
 def op_names(roots):
@@ -41,9 +52,15 @@ def verify(roots, before):
 
 
 def fused(inputs, body, outs, reduce=None):
-    """The fused node a fusion pass should build (hash-consing returns the existing one)."""
+    """The fused node a fusion pass should build (hash-consing returns the existing one).
+    body: (op name, attrs, operands) entries as body_of gives them; reduce: (op name, axis, keepdims)."""
     graph = inputs[0].graph
-    return graph.add(REGISTRY["fused"], inputs, {"body": tuple(body), "outs": tuple(outs), "reduce": reduce})
+    steps = tuple(Step(REGISTRY[name], tuple(attrs), tuple(Param(k) if src == "in" else Ref(k) for src, k in refs))
+                  for name, attrs, refs in body)
+    region = Region(len(inputs), steps, tuple(outs))
+    if reduce is not None:
+        reduce = (REGISTRY[reduce[0]],) + tuple(reduce[1:])
+    return graph.add(REGISTRY["fused"], inputs, {"region": region, "reduce": reduce})
 
 
 IN0, IN1, IN2 = ("in", 0), ("in", 1), ("in", 2)
@@ -495,7 +512,7 @@ def _three_output_group():
     c = b * b
     roots = fuse_elementwise([a, b, c])
     (f,) = fused_nodes(roots)
-    assert f.attrs["outs"] == (0, 1, 2)
+    assert outs_of(f) == (0, 1, 2)
     assert [r.op.name for r in roots] == ["output"] * 3
     assert [r.attrs["index"] for r in roots] == [0, 1, 2]
     return x, f, roots
@@ -511,9 +528,9 @@ def test_dce_shrinks_to_the_used_outputs():
     with gc.Graph():
         x, f, (oa, ob, oc) = _three_output_group()
         new = dce([oa, oc])
-        expected = fused(list(f.inputs), f.attrs["body"], outs=(0, 2))
-        assert new[0] is x.graph.add(REGISTRY["output"], (expected,), {"index": 0, "dtype": oa.dtype})
-        assert new[1] is x.graph.add(REGISTRY["output"], (expected,), {"index": 1, "dtype": oc.dtype})
+        expected = fused(list(f.inputs), body_of(f), outs=(0, 2))
+        assert new[0] is x.graph.add(REGISTRY["output"], (expected,), {"index": 0})
+        assert new[1] is x.graph.add(REGISTRY["output"], (expected,), {"index": 1})
         verify(new, [oa, oc])
 
 
@@ -521,10 +538,10 @@ def test_dce_shrinks_to_a_single_output():
     with gc.Graph():
         x, f, (oa, ob, oc) = _three_output_group()
         (after,) = dce([ob])
-        assert after is fused(list(f.inputs), f.attrs["body"], outs=(1,))
+        assert after is fused(list(f.inputs), body_of(f), outs=(1,))
         assert after.type == ob.type
         (after,) = dce([gc.tanh(oc)])
-        assert after is gc.tanh(fused(list(f.inputs), f.attrs["body"], outs=(2,)))
+        assert after is gc.tanh(fused(list(f.inputs), body_of(f), outs=(2,)))
 
 
 def test_dce_without_fused_nodes_is_the_identity():
@@ -557,7 +574,7 @@ def test_fuse_keeps_attrs_in_the_body():
         y = gc.cast(gc.leaky_relu(x, alpha=0.2), gc.float64)
         (after,) = fuse_elementwise([y])
         assert after.op.name == "fused" and after.inputs == (x,)
-        assert after.attrs["body"] == (("leaky_relu", (("alpha", 0.2),), (IN0,)),
+        assert body_of(after) == (("leaky_relu", (("alpha", 0.2),), (IN0,)),
                                        ("cast", (("dtype", np.dtype("float64")),), (op(0),)))
         assert after.dtype == np.float64
 
@@ -573,7 +590,7 @@ def test_fuse_broadcasting_inputs():
         assert fused_nodes([after]) == [after]
         assert body_ops(after) == ["greater", "add", "tanh", "multiply", "where"]   # in build order
         assert [i.shape for i in after.inputs if i.op.name == "placeholder"] == [(3, 4), (4,), (), (3, 1)]
-        assert after.attrs["outs"] == (4,) and after.attrs["reduce"] is None
+        assert outs_of(after) == (4,) and after.attrs["reduce"] is None
         assert after.shape == (3, 4)
 
 
@@ -596,7 +613,7 @@ def test_fuse_an_intermediate_used_outside():
         new_b, new_s = fuse_elementwise([b, s])
         (f,) = fused_nodes([new_b, new_s])
         assert body_ops(f) == ["exp", "multiply"]
-        assert f.attrs["outs"] == (0, 1)
+        assert outs_of(f) == (0, 1)
         assert new_b.op.name == "output" and new_b.inputs == (f,) and new_b.attrs["index"] == 1
         assert new_s.op.name == "sum"
         (oa,) = new_s.inputs
@@ -614,7 +631,7 @@ def test_fuse_several_roots_of_one_group():
         (f,) = fused_nodes([new_a, new_b])
         assert [new_a.attrs["index"], new_b.attrs["index"]] == [0, 1]
         assert new_a.inputs == new_b.inputs == (f,)
-        assert f.attrs["outs"] == (0, 1)
+        assert outs_of(f) == (0, 1)
 
 
 def test_fuse_output_dtypes():
@@ -694,12 +711,12 @@ def test_fuse_max_inputs_splits_wide_groups():
         for x in xs[1:]:
             y = y + x
         (whole,) = fuse_elementwise([y])
-        assert whole.op.name == "fused" and len(whole.inputs) == 6 and len(whole.attrs["body"]) == 5
+        assert whole.op.name == "fused" and len(whole.inputs) == 6 and len(body_of(whole)) == 5
         (after,) = fuse_elementwise([y], max_inputs=3)
         fs = fused_nodes([after])
         assert len(fs) >= 2
         assert all(len(f.inputs) <= 3 for f in fs)
-        assert sum(len(f.attrs["body"]) for f in fs) + sum(n.op.name == "add" for n in ancestors([after])) == 5
+        assert sum(len(body_of(f)) for f in fs) + sum(n.op.name == "add" for n in ancestors([after])) == 5
         verify([after], [y])
 
 
@@ -754,7 +771,7 @@ def test_fuse_shared_inputs_are_read_once():
         y = x * x + x
         (after,) = fuse_elementwise([y])
         assert after.inputs == (x,)
-        assert after.attrs["body"] == (("multiply", (), (IN0, IN0)), ("add", (), (op(0), IN0)))
+        assert body_of(after) == (("multiply", (), (IN0, IN0)), ("add", (), (op(0), IN0)))
 
 
 # ====================================================================== fuse_reductions
@@ -804,8 +821,8 @@ def test_fuse_reduction_of_a_group_with_broadcast_inputs():
         (after,) = fuse_reductions(fuse_elementwise([before]))
         assert after.op.name == "fused"
         assert body_ops(after) == ["subtract", "exp", "multiply"]
-        assert after.attrs["reduce"] == ("sum", (0,), False)
-        assert after.attrs["outs"] == (2,)
+        assert after.attrs["reduce"] == (REGISTRY["sum"], (0,), False)
+        assert outs_of(after) == (2,)
         assert after.type == before.type
 
 
@@ -846,7 +863,7 @@ def test_no_reduction_fusion_past_max_inputs():
         assert len(f.inputs) == 4
         assert fuse_reductions(grouped, max_inputs=3) == grouped
         (after,) = fuse_reductions(grouped)
-        assert after.attrs["reduce"] == ("sum", (0,), False)
+        assert after.attrs["reduce"] == (REGISTRY["sum"], (0,), False)
         assert body_ops(after) == body_ops(f)
 
 

@@ -396,7 +396,7 @@ def test_random_graphs_exercise_every_pass():
         final = run_pipeline(roots, instruments=[Verify()])
         fs = [n for n in ancestors(final) if n.op.name == "fused"]
         seen["fused"] += bool(fs)
-        seen["multi_output"] += any(len(f.attrs["outs"]) > 1 for f in fs)
+        seen["multi_output"] += any(len(f.attrs["region"].outputs) > 1 for f in fs)
         seen["fused_reduction"] += any(f.attrs["reduce"] is not None for f in fs)
     assert all(v >= 5 for v in seen.values()), seen
 
@@ -423,7 +423,7 @@ def test_w3_training_step_optimized_matches_unoptimized():
         losses.append(float(la))
     assert losses[2] < losses[1] < losses[0]          # the steps do train
     fs = [n for n in opt.nodes if n.op.name == "fused"]
-    assert fs and any(len(f.attrs["outs"]) > 1 for f in fs) and any(f.attrs["reduce"] for f in fs)
+    assert fs and any(len(f.attrs["region"].outputs) > 1 for f in fs) and any(f.attrs["reduce"] for f in fs)
     assert len(opt.nodes) < len(ancestors(wa.outputs + list(wa.updates.values())))
 
 
@@ -662,11 +662,11 @@ def test_optimize_a_node_a_list_and_a_graph():
         whole = gc.optimize(g)                             # the graph's unused nodes: y and z
         one = optimize(y)
         assert isinstance(one, Node) and one.op.name == "fused"
-        assert [e[0] for e in one.attrs["body"]] == ["tanh", "multiply"]
+        assert one.attrs["region"].op_names() == ["tanh", "multiply"]
         assert gc.optimize(y) is one                       # exported, and deterministic
         both = gc.optimize([y, z])
         assert isinstance(both, list) and both[0] is one
-        assert both[1].op.name == "fused" and both[1].attrs["reduce"] == ("sum", (0, 1), False)
+        assert both[1].op.name == "fused" and both[1].attrs["reduce"] == (REGISTRY["sum"], (0, 1), False)
         assert whole == both
         assert optimize([y], passes=[]) == [y]
         assert optimize(y, instruments=()) is one
@@ -695,7 +695,7 @@ def test_to_dot_of_an_optimized_function_draws_fused_clusters():
         penalty = gc.sum(gc.square(x - 1), axis=1)     # a group of its own, into the reduction
         fn = gc.function([x], [b, loss, a, penalty], {w: w - 0.1 * (a.T @ b)}, optimize=True)
     fs = [n for n in fn.nodes if n.op.name == "fused"]
-    assert len(fs) >= 2 and any(f.attrs["reduce"] for f in fs) and any(len(f.attrs["outs"]) > 1 for f in fs)
+    assert len(fs) >= 2 and any(f.attrs["reduce"] for f in fs) and any(len(f.attrs["region"].outputs) > 1 for f in fs)
     text = gc.to_dot(fn)
     graphs = pydot.graph_from_dot_data(text)
     assert graphs is not None and len(graphs) == 1
@@ -705,7 +705,7 @@ def test_to_dot_of_an_optimized_function_draws_fused_clusters():
     for f in fs:
         sub = d.get_subgraph(f"cluster_n{f.id}")[0]
         names = {n.get_name() for n in sub.get_nodes() if n.get_name() not in ("node", "edge", "graph")}
-        want = {f"n{f.id}_{j}" for j in range(len(f.attrs["body"]))}
+        want = {f"n{f.id}_{j}" for j in range(len(f.attrs["region"].steps))}
         if f.attrs["reduce"] is not None:
             want.add(f"n{f.id}_r")
             assert clusters[f"cluster_n{f.id}"]["label"].startswith("fused reduction")
@@ -734,7 +734,7 @@ def test_graphc_passes_cli(capsys):
     assert m, out
     assert int(m[1]) == len(fused) > 0
     assert int(m[2]) == sum(f.attrs["reduce"] is not None for f in fused)
-    assert sorted(map(int, m[3].split(", ")), reverse=True) == sorted((len(f.attrs["body"]) for f in fused),
+    assert sorted(map(int, m[3].split(", ")), reverse=True) == sorted((len(f.attrs["region"].steps) for f in fused),
                                                                       reverse=True)
 
 
