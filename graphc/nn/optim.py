@@ -53,7 +53,7 @@ class Optimizer:
         """The current learning rate, a Python float (what the next step uses)."""
         if self.lr_var is None:
             return self._lr
-        value = self.lr_var.graph.values[self.lr_var]
+        value = self.lr_var.graph.store[self.lr_var]
         # the float that was set, unless the variable was changed behind our back (gc.set_value)
         return self._lr if value == np.asarray(self._lr, value.dtype) else float(value)
 

@@ -202,7 +202,7 @@ def _reexec_with_bench_env(argv):
         return
     env = {k: v for k, v in os.environ.items() if k not in UNSET}
     env.update(SET, GRAPHC_BENCH_ENV="1")
-    os.execve(sys.executable, [sys.executable, "-m", "graphc.bench", *argv], env)
+    os.execve(sys.executable, [sys.executable, "-m", "graphc.tools.bench", *argv], env)
 
 
 def main(argv=None):
