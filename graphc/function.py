@@ -98,7 +98,7 @@ class Function:
         for c in counters_in(ancestors(self.outputs + list(self.updates.values()))):
             if c not in self.updates:                # random ops draw new numbers on every call
                 self.updates[c] = c + 1
-        self.nodes = ancestors(self.outputs + list(self.updates.values()))
+        self.nodes = schedule(self.outputs + list(self.updates.values()))
         self.pass_timing = None
         if self.optimize_by_default if optimize is None else optimize:
             self._optimize(passes)
@@ -111,7 +111,7 @@ class Function:
         roots = run_pipeline(self.outputs + list(self.updates.values()), passes, (Verify(), self.pass_timing))
         self.outputs = roots[:len(self.outputs)]
         self.updates = dict(zip(self.updates, roots[len(self.outputs):]))
-        self.nodes = ancestors(self.outputs + list(self.updates.values()))
+        self.nodes = schedule(self.outputs + list(self.updates.values()))
 
     def _check_inputs(self, loc):
         for x in self.inputs:
@@ -198,6 +198,23 @@ class Function:
     def __repr__(self):
         return (f"<{self.backend} function ({', '.join(x.name for x in self.inputs)}) -> "
                 f"{', '.join(x.name for x in self.outputs)}, {len(self.updates)} update(s)>")
+
+
+def schedule(roots):
+    """The program's nodes in the order they run: topological, with the `output` nodes of a node
+    with several outputs right after it. Its kernel writes all of them at once, so the memory
+    plan must hand them their memory there, before any other node can take it."""
+    order = ancestors(roots)
+    outs = {}
+    for n in order:
+        if n.op.name == "output":
+            outs.setdefault(n.inputs[0], []).append(n)
+    ran = []
+    for n in order:
+        if n.op.name != "output":
+            ran.append(n)
+            ran.extend(sorted(outs.get(n, ()), key=lambda o: o.attrs["index"]))
+    return ran
 
 
 def feed_array(ph, value):

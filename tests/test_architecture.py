@@ -219,3 +219,22 @@ def test_split_errors_name_the_sizes():
         gc.split(x, 2)
     with pytest.raises(gc.ShapeError, match="when the graph is built"):
         gc.split(gc.placeholder((None,)), 2)
+
+
+@pytest.mark.parametrize("backend", ["interp", "cpu"])
+def test_outputs_of_a_multi_output_node_are_scheduled_right_after_it(backend):
+    """Its kernel writes every output at once: memory is handed to them there, even when the
+    output nodes were built long after the node (other work in between)."""
+    from graphc.ops.base import apply
+    with gc.Graph() as g:
+        x = gc.placeholder((4,), name="x")
+        s = apply("split", [x], bounds=((0, 2), (2, 4)), axis=0)
+        between = gc.exp(x * 3.0)[1:3] * 2.0
+        a, b = (g.add(REGISTRY["output"], (s,), {"index": k}) for k in (0, 1))
+        f = gc.function([x], [a * between + b, gc.tanh(b)], backend=backend)
+    order = [n.op.name for n in f.nodes]
+    assert order[order.index("split") + 1:order.index("split") + 3] == ["output", "output"]
+    v = np.array([0.1, 0.2, 0.3, 0.4], np.float32)
+    out = f(v)
+    np.testing.assert_allclose(out[0], v[:2] * np.exp(3 * v)[1:3] * 2 + v[2:], rtol=1e-6)
+    np.testing.assert_allclose(out[1], np.tanh(v[2:]), rtol=1e-6)

@@ -2,90 +2,78 @@
 
 The module holds small kernels (one loop nest each, Numba-compiled) and one
 `step` function that calls them in order, like a person would write it
-(Numba-compiled too when it is short, see JIT_STEP_MAX_LINES):
+(Numba-compiled too when it is short, see JIT_STEP_MAX_LINES). Part of one
+(tests/golden/ holds whole modules, pinned by tests/test_codegen_golden.py):
 
-    @njit(cache=True, error_model="numpy")
-    def fused_0(x, out0):
-        n = out0.shape[0]
-        for i0 in range(n):
-            v0 = x[i0]
-            out0[i0] = tanh32(np.float32(1.5) * v0 + ...) ...
+    @njit(cache=True, error_model="numpy", fastmath={'contract'})
+    def fused_mul_sub(a1, a2, out0):
+        ...
 
-    @njit(cache=True, error_model="numpy")
-    def step(x, W1, b1, c0, buf0, buf1):
-        np.dot(x, W1, buf0)
-        fused_0(buf0, b1, buf1)
-        return (buf1.copy(),)
+    def step(in0_x, in1_t, var_W1, var_b1, var_W2, buf0, ...):
+        # buffers, each with the values it holds in turn; variables updated in place:
+        #   buf0    float32 (8, 6): matmul, matmul_1
+        #   var_W1  float32 (4, 6): written in place by fused_2
+        matmul_into(in0_x, var_W1, buf0.reshape(8, 6))  # matmul = matmul(x, W1) -> buf0  <- mlp.py:9
+        ...
+        fused_mul_sub(buf10, var_W1, var_W1)  # fused_2 = fused[mul, sub](0.1, matmul_4, W1) -> var_W1 (in place)
 
 Kernels see only ranks, dtypes and which inputs broadcast along which axes,
 not sizes, so one kernel serves every batch size and identical kernels are
 written once. The memory plan (`runtime/memory.py`) decides which buffer each
-value lives in; this module only turns the schedule into text.
+value lives in; this module turns the schedule into text a learner can follow:
+kernels named for what they do (emit.py), every line of `step` saying which
+node it computes from which values into which buffer and where the user built
+it, the buffers listed with the values each holds in turn, long calls one
+argument per line; and `Program.node_map` links each node to its kernel and line.
+
+The kernel cache files a module under the hash of its text, so the text
+depends on the graph alone (no ids, no set order). The cache gets the text
+without the users' file:line locations (`Program.cache_source`; same lines,
+so line numbers agree): moving a graph around in its script does not cost a
+cold Numba compile.
 """
+import os
+
 import numpy as np
 
+from graphc.core.types import TupleType
 from graphc.runtime.memory import plan_memory
 
-from . import lower_linalg, lower_nn, lower_shape  # noqa: F401  (they fill the table of lowerings)
-from .emit import Ctx
+from . import lower_linalg, lower_multi, lower_nn, lower_shape  # noqa: F401  (they fill the table of lowerings)
+from .emit import Call, Ctx, Module, ident, short
 from .layout import aliases_in, layouts
 from .loops import lower
 from .lower_shape import copy_into
 from .target import CPU
 
 
-# A step of up to this many lines is itself Numba-compiled: one call into Numba per call of
-# the function (what matters for small graphs: W4's batch-1 forward). A longer step stays
+# A step of up to this many statements is itself Numba-compiled: one call into Numba per call
+# of the function (what matters for small graphs: W4's batch-1 forward). A longer step stays
 # plain Python: Numba compiles a function that calls many others slowly (the W3 step alone
 # took ~2.6 s), while calling the kernels from Python costs ~1 us each (W3: +4%).
 JIT_STEP_MAX_LINES = 16
-
-
-class Module:
-    """Collects kernels (deduplicated by text) and the lines of `step`."""
-
-    def __init__(self, parallel):
-        self.parallel = parallel
-        self.kernels = {}          # kernel text (with a placeholder name) -> name
-        self.lines = []
-
-    def kernel(self, prefix, params, body_lines, fastmath=None, parallel=False):
-        """Add (or find) a kernel; return its name."""
-        text = "\n".join(body_lines)
-        key = (prefix, tuple(params), text, frozenset(fastmath or ()), parallel)
-        if key not in self.kernels:
-            self.kernels[key] = f"{prefix}_{len(self.kernels)}"
-        return self.kernels[key]
-
-    def emit(self, line):
-        self.lines.append("    " + line)
-
-    def source(self, step_params, returns, header, jit_step=None):
-        out = [header] + CPU.header() + [""]
-        for (prefix, params, text, fastmath, parallel), name in self.kernels.items():
-            flags = 'cache=True, error_model="numpy"'
-            if fastmath:
-                flags += f", fastmath={{{', '.join(repr(f) for f in sorted(fastmath))}}}"
-            if parallel:
-                flags += ", parallel=True"
-            out += ["", f"@njit({flags})", f"def {name}({', '.join(params)}):", text, ""]
-        if jit_step if jit_step is not None else len(self.lines) <= JIT_STEP_MAX_LINES:
-            out += ["", '@njit(cache=True, error_model="numpy")']
-        else:
-            out += ["", "# plain Python: it only calls the compiled kernels above (see runtime/codegen.py)"]
-        out.append(f"def step({', '.join(step_params)}):")
-        out += self.lines or ["    pass"]
-        out.append(f"    return ({''.join(r + ', ' for r in returns)})")
-        return "\n".join(out) + "\n"
+WIDTH = 100               # a call or def longer than this gets one argument per line
+COMMENT_COLUMN = 56       # where the step's comments start (two spaces after longer code)
 
 
 class Program:
-    """What the runtime needs besides the source: how to build step's arguments, and its results."""
+    """What the runtime needs besides the source: how to build step's arguments, and its results.
+
+    node_map: {node: (kernel, line)} for every node of the schedule that runs (not the
+    sources): the kernel computing it (a generated kernel, or a helper such as matmul_into;
+    None for a line without a kernel call, a view or a size) and the 1-based line of `source`
+    with the statement computing it: the call (its first line when laid out one argument per
+    line). A node of several outputs and each of its `output` nodes map to the kernel writing
+    them; a fused node stands for every op of its region. A view, or a size (a constant of the
+    shape), has no line of its own: it maps to the first line that uses it, whose comment names it.
+    """
 
     def __init__(self):
         self.params = []           # (name, kind, payload): kind in feed | var | const | buf
         self.outputs = []          # step returns these (outputs first, then update copies)
         self.source = ""
+        self.cache_source = ""     # source without the users' file:line (the kernel cache's text)
+        self.node_map = {}
 
 
 def generate(nodes, outputs, updates, types, inputs, parallel=False, header="# generated by graphc",
@@ -98,24 +86,26 @@ def generate(nodes, outputs, updates, types, inputs, parallel=False, header="# g
     prog = Program()
     layout = layouts(nodes, types)
     plan = plan_memory(nodes, outputs, updates, types, aliases_in(layout))
-    names = {}
+    names, notes = {}, []
 
-    def param(name, kind, payload):
+    def param(name, kind, payload, note=None):
         prog.params.append((name, kind, payload))
+        notes.append(note)
         return name
 
     for k, ph in enumerate(inputs):
-        names[ph] = param(f"in{k}_{_ident(ph.name)}", "feed", k)
+        names[ph] = param(f"in{k}_{ident(ph.name)}", "feed", k, f"input {ph.name}")
     # the runtime passes feeds, then variables, then constants and buffers: keep that order
     for n in nodes:
         if n.op.name == "variable":
-            names[n] = param(f"var_{_ident(n.name)}", "var", n)
+            names[n] = param(f"var_{ident(n.name)}", "var", n,
+                             f"variable {n.name}" + (", updated in place" if plan.in_place(n) else ""))
     for n in nodes:
         if n.op.name == "constant" and not plan.inlined(n):
-            names[n] = param(f"const{len(prog.params)}", "const", n.attrs["value"])
+            names[n] = param(f"const{len(prog.params)}", "const", n.attrs["value"], f"constant {n.name}")
         elif n.op.name == "size":
             value = np.asarray(np.prod([types[n.inputs[0]].shape[a] for a in n.attrs["axis"]]), n.dtype)
-            names[n] = param(f"const{len(prog.params)}", "const", value)
+            names[n] = param(f"const{len(prog.params)}", "const", value, f"{n.name}, for these shapes")
     for buf in plan.buffers:
         param(buf.name, "buf", buf)
 
@@ -123,13 +113,15 @@ def generate(nodes, outputs, updates, types, inputs, parallel=False, header="# g
     for n in nodes:
         if n.op.kind == "source" or n.op.name == "size" or n in names:
             continue
+        mod.at(n)
         names[n] = lower(n, ctx)
 
     # outputs first (computed from the old variable values), then the updates
     returns = []
     for k, o in enumerate(outputs):
         if plan.needs_copy(o):
-            mod.emit(f"result{k} = {names[o]}.copy()")
+            mod.at(o, "output")
+            mod.emit(f"result{k} = {names[o]}.copy()", about=k)
             returns.append(f"result{k}")
         else:
             returns.append(names[o])
@@ -139,15 +131,262 @@ def generate(nodes, outputs, updates, types, inputs, parallel=False, header="# g
             continue
         src = names[value]
         if plan.root[value].op.kind == "source":      # e.g. {a: b, b: a}: read b before a is written
+            mod.at(value, "old")
             mod.emit(f"old_{len(pending)} = {src}.copy()")
             src = f"old_{len(pending)}"
-        pending[var] = src
-    for var, src in pending.items():
-        mod.emit(copy_into(mod, src, names[var], types[var]))
-    prog.source = mod.source([p[0] for p in prog.params], returns, header, jit_step)
+        pending[var] = (value, src)
+    for var, (value, src) in pending.items():
+        mod.at(value, "update")
+        mod.emit(copy_into(mod, src, names[var], types[var], notes=[value.name, f"-> {var.name}"]), about=var)
+
+    words = Words(ctx, nodes, outputs)
+    step = [p[0] for p in prog.params]
+    jit = jit_step if jit_step is not None else len(mod.stmts) <= JIT_STEP_MAX_LINES
+    prog.source, lines = render(mod, words, step, notes, returns, header, jit, locations=True)
+    prog.cache_source, _ = render(mod, words, step, notes, returns, header, jit, locations=False)
+    prog.node_map = node_map(mod.stmts, lines, words, nodes)
     return prog
 
 
-def _ident(name):
-    s = "".join(c if c.isalnum() else "_" for c in name)
-    return s if s and not s[0].isdigit() else "v" + s
+# ---------------------------------------------------------------- the words of the comments
+
+
+class Words:
+    """How the step's comments name values: a node by its name, an inlined constant by its
+    value, a view of a view by the chain (getitem(transpose)), so that a line names every
+    node it reads, also those without a line of their own."""
+
+    def __init__(self, ctx, nodes, outputs):
+        self.ctx, self.nodes, self.outputs = ctx, nodes, outputs
+        own = {s.node for s in ctx.mod.stmts if s.role == "compute"}
+        # values without a line of their own: views, sizes (a multi-output node's parts are
+        # written by its lines)
+        self.expr = {n for n in nodes if n.op.kind != "source" and n not in own
+                     and not (n.op.name == "output" and n.inputs[0] in own)}
+
+    def value(self, x):
+        if self.ctx.plan.inlined(x):
+            return str(x.attrs["value"].reshape(-1)[0])      # numpy's shortest form for the dtype
+        if x in self.expr and any(i in self.expr for i in x.inputs):
+            return f"{x.name}({', '.join(self.value(i) for i in x.inputs)})"
+        return x.name
+
+    def parts(self, n):
+        """n, or its output nodes when it has several outputs."""
+        if isinstance(self.ctx.types[n], TupleType):
+            return sorted(dict.fromkeys(self.ctx.users[n]), key=lambda u: u.attrs["index"])
+        return [n]
+
+    def dest(self, n):
+        target = self.ctx.plan.target(n)
+        name = self.ctx.names.get(n, "?")
+        return name if target is None or isinstance(target, str) else f"{name} (in place)"
+
+    def op(self, n):
+        """fused[mul, add, tanh], sum(..., axis=1): the op, with what the DOT picture shows of it."""
+        if n.op.name == "fused":
+            ops = [short(s.op.name) for s in n.attrs["region"].steps]
+            ops = ops if len(ops) <= 8 else ops[:7] + ["..."]
+            if n.attrs.get("reduce"):
+                op, axis, keepdims = n.attrs["reduce"]
+                ops.append(f"{op.name}(axis={_attr('axis', axis)}{', keepdims=True' if keepdims else ''})")
+            return f"fused[{', '.join(ops)}]", [], ""
+        attrs = [f"{k}={_attr(k, v)}" for k, v in n.op.label(n) if k is not None and v is not False and v is not None]
+        subscript = "".join(str(v) for k, v in n.op.label(n) if k is None)
+        return n.op.name, attrs, subscript
+
+    def compute(self, n):
+        parts = self.parts(n)
+        op, attrs, subscript = self.op(n)
+        args = ", ".join([self.value(x) for x in n.inputs] + attrs)
+        if len(parts) == 1 and parts[0] is n:
+            return f"{n.name} = {op}({args}){subscript} -> {self.dest(n)}"
+        return f"{n.name} = {op}({args}){subscript} -> " + ", ".join(f"{self.dest(p)} ({p.name})" for p in parts)
+
+    def comment(self, s, primary, locations):
+        """The comment of statement s (primary: the one line saying what s.node is)."""
+        n = s.node
+        if s.role == "alloc":
+            return f"new array for output {s.about.name} (the caller keeps it)"
+        if s.role == "output":
+            return f"output {s.about}: a copy of {self.value(n)} (the caller keeps it)"
+        if s.role == "old":
+            return f"the old value of {n.name}: an update overwrites it"
+        if s.role == "update":
+            return f"{s.about.name} = {self.value(n)}: its update, written after the outputs"
+        if not primary:          # a multi-output node's line writing one of its parts says which
+            parts = self.parts(n)
+            part = next((p for p in parts if len(parts) > 1 and s.kernel and self.ctx.names.get(p) in s.text.args),
+                        None)
+            return f"part of {n.name}" + (f": {part.name} -> {self.dest(part)}" if part is not None else "")
+        where = _where(n.loc) if locations else None
+        return self.compute(n) + (f"  <- {where}" if where else "")
+
+
+def _attr(key, v):
+    if key == "axis" and isinstance(v, tuple) and len(v) == 1:       # axis=1, not axis=(1,)
+        v = v[0]
+    text = v if isinstance(v, str) else repr(v)
+    return text if len(text) <= 30 else text[:27] + "..."
+
+
+def _where(loc):
+    """file:line, the file relative to the working directory if it is under it, else its
+    base name: what the comments show does not depend on where the machine keeps files."""
+    if not loc:
+        return None
+    path = loc[0]
+    if os.path.isabs(path):
+        try:
+            rel = os.path.relpath(path)
+        except ValueError:                  # on another drive (Windows)
+            rel = os.pardir
+        outside = rel == os.pardir or rel.startswith(os.pardir + os.sep)
+        path = os.path.basename(path) if outside else rel
+    return f"{path}:{loc[1]}"
+
+
+# ---------------------------------------------------------------- the text
+
+
+def render(mod, words, params, param_notes, returns, header, jit, locations):
+    """The module's text, and the 1-based line of each statement of `step`."""
+    out = [_printable(header)] + CPU.header() + [""]
+    for (params_k, text, fastmath, parallel), name in mod.kernels.items():
+        flags = 'cache=True, error_model="numpy"'
+        if fastmath:
+            flags += f", fastmath={{{', '.join(repr(f) for f in sorted(fastmath))}}}"
+        if parallel:
+            flags += ", parallel=True"
+        out += ["", f"@njit({flags})"] + _aligned(_signature(name, params_k, [None] * len(params_k)))
+        out += text.split("\n") + [""]
+    if jit:
+        out += ["", '@njit(cache=True, error_model="numpy")']
+    else:
+        out += ["", "# plain Python: it only calls the compiled kernels above (see runtime/codegen.py)"]
+    out += _aligned(_signature("step", params, param_notes))
+    out += _buffer_block(words)
+    primary = _primary(mod.stmts)
+    rows, starts = [], []
+    for k, s in enumerate(mod.stmts):
+        starts.append(len(rows))
+        rows += _statement(s, words.comment(s, primary.get(s.node) == k, locations))
+    ret = ", ".join(returns) + ("," if len(returns) == 1 else "")
+    names = [o.name for o in words.outputs]
+    said = "outputs: " + ", ".join(names) if names else None
+    if len(f"    return ({ret})") + len(said or "") < WIDTH + 20:     # the comment fits beside it
+        rows.append((f"    return ({ret})", said))
+    else:
+        rows += [("    return (", "outputs")] + [(f"        {r},", o) for r, o in zip(returns, names)] \
+            + [("    )", None)]
+    first = len(out) + 1
+    out += _aligned(rows)
+    return "\n".join(out) + "\n", [first + k for k in starts]
+
+
+def _signature(name, params, notes):
+    """`def name(a, b):` on one line, or one parameter per line (with its note) when long."""
+    line = f"def {name}({', '.join(params)}):"
+    if len(line) <= WIDTH:
+        return [(line, None)]
+    return [(f"def {name}(", None)] + [(f"    {p},", c) for p, c in zip(params, notes)] + [("):", None)]
+
+
+def _statement(s, comment):
+    """The (code, comment) rows of one statement: a long call gets one argument per line."""
+    text = s.text
+    if not isinstance(text, Call) or len("    " + text) <= WIDTH:
+        return [("    " + text, comment)]
+    pad = "    " * (1 + text.indent)
+    rows = [(f"{pad}{text.kernel}(", comment)]
+    rows += [(f"{pad}    {a},", note) for a, note in zip(text.args, text.notes)]
+    return rows + [(f"{pad})", None)]
+
+
+def _aligned(rows):
+    """Code with its comments lined up in one column (or two spaces after longer code)."""
+    widths = [len(code) for code, c in rows if c]
+    col = min(COMMENT_COLUMN, max(widths) + 2) if widths else 0
+    return [code if not c else (code.ljust(col) if len(code) + 2 <= col else code + "  ") + "# " + _printable(c)
+            for code, c in rows]
+
+
+def _printable(text):
+    """Comment text on one line: a name holding a line break must not end the comment."""
+    return "".join(c if c.isprintable() else "?" for c in text)
+
+
+def _buffer_block(words):
+    """The step's opening comment: each buffer with the values it holds in turn (the memory
+    plan hands a buffer to a new value once the last reader of its value has run), and the
+    variables written in place by their updates."""
+    ctx, holds = words.ctx, {}
+    for n in words.nodes:
+        target = ctx.plan.target(n)
+        if isinstance(target, str) and target != "fresh":
+            holds.setdefault(target, []).append(n.name)
+    in_place = [n for n in words.nodes if n.op.kind != "source" and ctx.plan.target(n) is not None
+                and not isinstance(ctx.plan.target(n), str)]
+    rows = [(buf.name, f"{buf.dtype.name} {buf.shape}", holds.get(buf.name, [])) for buf in ctx.plan.buffers]
+    rows += [(ctx.names[ctx.plan.target(n)], f"{n.dtype.name} {n.shape}", ["written in place by " + n.name])
+             for n in in_place]
+    width = max((len(r[0]) for r in rows), default=0)
+    lines = []
+    for name, kind, values in rows:
+        lines += _wrap(f"    #   {name.ljust(width)}  {kind}: ", [_printable(v) for v in values])
+    if not lines:
+        return []
+    return ["    # buffers, each with the values it holds in turn"
+            + ("; variables updated in place:" if in_place else ":")] + lines
+
+
+def _wrap(head, items):
+    lines, line = [], head
+    for k, item in enumerate(items):
+        piece = item + (", " if k < len(items) - 1 else "")
+        if len(line) + len(piece) > WIDTH and line != head:
+            lines.append(line.rstrip())
+            line = "    #" + " " * (len(head) - 5)
+        line += piece
+    return lines + [line.rstrip()]
+
+
+def _primary(stmts):
+    """node -> index of the statement that says what the node is: its first kernel call, else
+    its first line (allocations and the output section aside)."""
+    first = {}
+    for k, s in enumerate(stmts):
+        if s.role == "compute" and (s.node not in first or s.kernel and not stmts[first[s.node]].kernel):
+            first[s.node] = k
+    return first
+
+
+def node_map(stmts, lines, words, nodes):
+    """Program.node_map (see Program)."""
+    primary = _primary(stmts)
+    used = {}           # a value without a line of its own -> the first line whose comment names it
+    for k, s in enumerate(stmts):
+        if s.role == "alloc" or s.role == "compute" and primary[s.node] != k:
+            continue
+        stack = list(s.node.inputs) if s.role == "compute" else [s.node]
+        while stack:
+            x = stack.pop()
+            if x in words.expr and x not in used:
+                used[x] = k
+                stack.extend(x.inputs)
+    out = {}
+    for n in nodes:
+        if n.op.kind == "source":
+            continue
+        k = primary.get(n)
+        if k is None and n.op.name == "output" and n.inputs[0] in primary:
+            # the producer's statement that writes this output's memory, else its main one
+            dest = words.ctx.names.get(n)
+            k = next((j for j, s in enumerate(stmts) if s.node is n.inputs[0] and s.kernel
+                      and dest in s.text.args), primary[n.inputs[0]])
+        if k is None:                           # a view or a size: the line reading it first
+            k = used.get(n)
+            out[n] = (None, lines[k] if k is not None else None)
+        else:
+            out[n] = (stmts[k].kernel, lines[k])
+    return out

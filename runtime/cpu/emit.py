@@ -1,18 +1,40 @@
-"""What every CPU lowering shares: the lowering context, loop-nest helpers, and the table
-of lowerings (`lowers`), filled by the files that lower each family of ops:
+"""What every CPU lowering shares: the module being written (its kernels and the statements
+of `step`), the lowering context, loop-nest helpers, the names of kernels, and the table of
+lowerings (`lowers`), filled by the files that lower each family:
 
   loops.py        elementwise groups and reductions (one loop nest each)
   lower_linalg.py matmul (BLAS)
   lower_shape.py  views and copies: transpose, reshape, slicing, broadcasting, concatenate, pad
   lower_nn.py     row kernels (softmax, log_softmax, argmax/argmin), one_hot, random numbers
+  lower_multi.py  ops with several outputs other than fused groups (split)
+
+A kernel is named for what it does (`fused_mul_add_tanh`, `sum_rows_of_mul`,
+`softmax_rows`, `copy_broadcast`), so a reader of the generated module can find the
+graph's work in it; the names come from the ops alone, never from counters or node
+ids; Module adds a suffix only when two different kernels get one name. A statement records
+which node it computes and which kernel it calls, so codegen.py can comment it and map nodes
+to lines.
 """
+import builtins
+import keyword
+
 from graphc.runtime.memory import kshape
 
-from .target import CPU
+from .target import CPU, FAST
 
 PARALLEL_MIN = 1 << 17     # elements: below this a parallel loop costs more than it saves
 CONTRACT = {"contract"}    # FMA contraction only: the inlined math depends on the order of operations
 LOWER = {}                 # op name -> lowering(n, ctx) -> expression naming n's value
+
+# How kernel names and the step's comments write an op (the rest keep their own name).
+SHORT = {"multiply": "mul", "subtract": "sub", "divide": "div", "negative": "neg", "power": "pow",
+         "maximum": "max", "minimum": "min", "greater": "gt", "greater_equal": "ge", "less": "lt",
+         "less_equal": "le", "equal": "eq", "not_equal": "ne", "logical_and": "and", "logical_or": "or",
+         "logical_not": "not", "reciprocal": "recip", "broadcast_to": "bcast", "leaky_relu": "lrelu"}
+NAME_OPS = 4               # a kernel name lists at most this many of its ops
+MAX_NAME = 40              # and is cut (at an underscore) to this length
+# names a kernel must not take: they would shadow what the module and its kernels call
+RESERVED = set(dir(builtins)) | set(keyword.kwlist) | set(FAST) | {"math", "np", "njit", "prange", "step"}
 
 
 def lowers(*op_names):
@@ -22,6 +44,89 @@ def lowers(*op_names):
             LOWER[name] = fn
         return fn
     return register
+
+
+def short(op_name):
+    return SHORT.get(op_name, op_name)
+
+
+def ops_name(steps):
+    """The ops of a region's steps in the order they run, each once: "mul_add_tanh".
+
+    A broadcast_to step is only a load in the loop, so it is left out unless it is all there is."""
+    names = [short(s.op.name) for s in steps if s.op.name != "broadcast_to"] or ["bcast"]
+    return "_".join(list(dict.fromkeys(names))[:NAME_OPS])
+
+
+def axes_name(nd, axes):
+    """Which axes a reduction or row kernel runs along, in a word: rows (the last axis),
+    cols (axis 0 of a matrix), all, or axis0_2."""
+    axes = tuple(sorted(axes))
+    if not axes or len(axes) == nd:
+        return "all"
+    if axes == (nd - 1,):
+        return "rows"
+    if nd == 2 and axes == (0,):
+        return "cols"
+    return "axis" + "_".join(str(a) for a in axes)
+
+
+class Call(str):
+    """A step line calling a kernel: the text `kernel(arg, ...)`, plus the kernel's name, the
+    arguments and a note for each (what value it holds), so that the step can say which
+    kernel computes a node and lay a long call out one argument per line."""
+
+    def __new__(cls, kernel, args, notes=None, indent=0):
+        self = super().__new__(cls, "    " * indent + f"{kernel}({', '.join(args)})")
+        self.kernel, self.args, self.indent = kernel, list(args), indent
+        self.notes = list(notes or []) + [None] * (len(args) - len(notes or []))
+        return self
+
+
+class Stmt:
+    """One statement of `step`: its text (a Call when it calls a kernel), the node it is
+    for, and its role: compute (lowering node), alloc (a fresh array for `about`), output
+    (the copy returned as output `about`), old (a saved old value), update (`about`'s update)."""
+
+    def __init__(self, text, node, role, about):
+        self.text, self.node, self.role, self.about = text, node, role, about
+        self.kernel = getattr(text, "kernel", None)
+
+
+class Module:
+    """Collects kernels (one definition per distinct text) and the statements of `step`."""
+
+    def __init__(self, parallel):
+        self.parallel = parallel
+        self.kernels = {}          # (params, text, fastmath, parallel) -> name
+        self.stmts = []
+        self.node, self.role = None, "compute"      # what the next statements are for
+
+    def kernel(self, name, params, body_lines, fastmath=None, parallel=False):
+        """Add (or find) a kernel; return its name: `name` unless another kernel has it."""
+        key = (tuple(params), "\n".join(body_lines), frozenset(fastmath or ()), parallel)
+        if key not in self.kernels:
+            self.kernels[key] = self._unique(name)
+        return self.kernels[key]
+
+    def _unique(self, name):
+        name = ident(name)
+        if len(name) > MAX_NAME:
+            name = name[:MAX_NAME].rsplit("_", 1)[0]
+        base = name + "_kernel" if name in RESERVED else name
+        taken, name, k = set(self.kernels.values()), base, 2
+        while name in taken:
+            name, k = f"{base}_{k}", k + 1
+        return name
+
+    def at(self, node, role="compute"):
+        self.node, self.role = node, role
+
+    def emit(self, line, role=None, about=None):
+        self.stmts.append(Stmt(line, self.node, role or self.role, about))
+
+    def call(self, kernel, args, notes=None, indent=0):
+        self.emit(Call(kernel, args, notes, indent))
 
 
 class Ctx:
@@ -42,7 +147,7 @@ class Ctx:
         if target == "fresh":
             name = f"out{n.id}"
             shape, dtype = kshape(self.types[n].shape), self.types[n].dtype
-            self.mod.emit(f"{name} = np.empty({shape}, np.{dtype.name})")
+            self.mod.emit(f"{name} = np.empty({shape}, np.{dtype.name})", role="alloc", about=n)
             return name
         if isinstance(target, str):
             return target
@@ -76,3 +181,9 @@ def index(shape, domain, idx):
 def unpack(dims, source):
     """`n0, n1 = source`: the sizes of a loop nest read off an array's shape."""
     return f"    {', '.join(dims)}{',' if len(dims) == 1 else ''} = {source}"
+
+
+def ident(name):
+    """name as a Python identifier."""
+    s = "".join(c if c.isalnum() else "_" for c in name)
+    return s if s and not s[0].isdigit() else "v" + s

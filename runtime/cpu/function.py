@@ -7,6 +7,11 @@ to the step with the feeds, the variables, the constants and the buffers of
 the memory plan: one call into Numba for a short step, a Python function
 calling the kernels for a long one (runtime/codegen.py says why). Variables
 are updated in place inside that call.
+
+For a reader: `fn.source` is the generated module (commented: which node each
+line computes, where the user built it, what each buffer holds), `fn.kernel_map`
+links each node to its kernel and line there. The kernel cache stores that text
+without the users' file:line comments (runtime/codegen.py says why).
 """
 import time
 
@@ -82,7 +87,7 @@ class CpuFunction(Function):
         program = generate(self.nodes, self.outputs, self.updates, types, self._placeholders,
                            parallel=self.parallel, header=f"# {self!r}", jit_step=self.jit_step)
         t2 = time.perf_counter()
-        module, path, wrote = cache.load(program.source)
+        module, path, wrote = cache.load(program.cache_source)
         t3 = time.perf_counter()
         store = self.graph.store
         for v in self.nodes:                         # in-place updates need owned, contiguous arrays
@@ -107,9 +112,21 @@ class CpuFunction(Function):
     @property
     def source(self):
         """The generated module of the most recent shape signature (compile it by calling first)."""
+        return self._latest("fn.source").program.source
+
+    @property
+    def kernel_map(self):
+        """{node of fn.nodes: (kernel name or None, line of fn.source)} for the most recent shape
+        signature: every node that runs (not the sources), with the kernel computing it and the
+        1-based line of its statement in `fn.source`. A fused node stands for all the ops of its
+        region (and its `output` nodes map to its kernel); a view or a size, which has no line of
+        its own, maps to None and the first line that uses it (runtime/codegen.py, Program)."""
+        return self._latest("fn.kernel_map").program.node_map
+
+    def _latest(self, what):
         if not self._compiled:
-            raise ArgumentError("fn.source: call the function once first (its shapes decide the code)")
-        return list(self._compiled.values())[-1].program.source
+            raise ArgumentError(f"{what}: call the function once first (its shapes decide the code)")
+        return list(self._compiled.values())[-1]
 
     def sources(self):
         return {sig: c.program.source for sig, c in self._compiled.items()}

@@ -12,7 +12,7 @@ from graphc.core.region import Param, Region, Step
 from graphc.core.types import TupleType
 from graphc.runtime.memory import kshape
 
-from .emit import CONTRACT, LOWER, PARALLEL_MIN, index, loops
+from .emit import CONTRACT, LOWER, PARALLEL_MIN, axes_name, index, loops, ops_name
 
 
 def lower(n, ctx):
@@ -37,13 +37,14 @@ class Body:
         self.ctx, self.inputs, self.body = ctx, inputs, steps
         self.in_types = in_types
         self.inner_types = Region(len(inputs), tuple(steps), ()).types(tuple(in_types))
-        self.params, self.arg_exprs, self.operand = [], [], {}
+        self.params, self.arg_exprs, self.arg_nodes, self.operand = [], [], [], {}
         for k, x in enumerate(inputs):
             if ctx.plan.inlined(x):
                 self.operand[k] = ctx.t.lit(x.attrs["value"].reshape(-1)[0], x.dtype)
             else:
                 self.params.append(f"a{k}")
                 self.arg_exprs.append(ctx.value(x))
+                self.arg_nodes.append(x)
 
     def const(self, k):
         x = self.inputs[k]
@@ -97,7 +98,7 @@ def _elementwise(n, ctx):
         for u, d in zip(users, dests):
             ctx.names[u] = d
     else:
-        dests = [ctx.dest(n)]
+        users, dests = [n], [ctx.dest(n)]
     domain_shape = kshape((ctx.types[n].types[0] if isinstance(ctx.types[n], TupleType) else ctx.types[n]).shape)
     b = Body(ctx, n.inputs, body, [ctx.types[x] for x in n.inputs])
     size = int(np.prod(domain_shape))
@@ -123,9 +124,9 @@ def _elementwise(n, ctx):
     out_idx = ", ".join(idx)
     for k, j in enumerate(outs):
         lines.append(pad + f"{'o' if flat else 'out'}{k}[{out_idx}] = v{j}")
-    name = ctx.mod.kernel("fused" if n.op.name == "fused" else n.op.name, b.params + outs_params, lines,
-                          fastmath=CONTRACT, parallel=parallel)
-    ctx.mod.emit(f"{name}({', '.join(b.arg_exprs + dests)})")
+    name = ctx.mod.kernel(f"fused_{ops_name(body)}" if n.op.name == "fused" else n.op.name,
+                          b.params + outs_params, lines, fastmath=CONTRACT, parallel=parallel)
+    ctx.mod.call(name, b.arg_exprs + dests, [x.name for x in b.arg_nodes] + [f"-> {u.name}" for u in users])
     return dests[0]
 
 # ---------------------------------------------------------------- reductions
@@ -196,9 +197,12 @@ def _reduction(n, ctx):
                       f"        flat[k] = flat[k] / {t.cast(count, np.dtype('int64'), dtype)}"]
     shape_src = b.arg_exprs[0] if not body else None
     params = b.params + ["out", "a_shape"]
-    name = ctx.mod.kernel(f"{op.name}_reduce", params, lines, fastmath=CONTRACT, parallel=parallel)
+    # sum_rows, max_all, mean_cols_of_sub_mul: the reduction, its axes, then the fused prologue
+    what = f"{op.name}_{axes_name(nd, axes)}" + (f"_of_{ops_name(body)}" if body else "")
+    name = ctx.mod.kernel(what, params, lines, fastmath=CONTRACT, parallel=parallel)
     shape_expr = f"{shape_src}.shape" if shape_src else repr(tuple(domain_shape))
-    ctx.mod.emit(f"{name}({', '.join(b.arg_exprs + [dest, shape_expr])})")
+    ctx.mod.call(name, b.arg_exprs + [dest, shape_expr],
+                 [x.name for x in b.arg_nodes] + [f"-> {n.name}", "the shape looped over"])
     return dest
 
 

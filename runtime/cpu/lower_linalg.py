@@ -21,20 +21,21 @@ def _matmul(n, ctx):
     nn = 1 if tb.ndim == 1 else tb.shape[-1]
     batch = to.shape[:-2] if ta.ndim > 1 and tb.ndim > 1 else to.shape[:max(ta.ndim, tb.ndim) - 2]
     nbatch = int(np.prod(batch)) if batch else 1
+    notes = [a.name, b.name, f"-> {n.name}"]
     if to.dtype.kind != "f":
         name = _int_matmul_kernel(ctx)
         A, B = _batched(A, ta, batch, m, k, ctx), _batched(B, tb, batch, k, nn, ctx)
-        ctx.mod.emit(f"{name}({A}, {B}, {dest}.reshape({nbatch}, {m}, {nn}))")
+        ctx.mod.call(name, [A, B, f"{dest}.reshape({nbatch}, {m}, {nn})"], notes)
     elif tb.ndim <= 2 and ta.ndim >= 2:
         # a's batch axes fold into its rows: one BLAS call
         if ta.ndim > 2:
             A = f"{A}.reshape({nbatch * m}, {k})"
-        ctx.mod.emit(f"matmul_into({A}, {B}, {dest}.reshape({nbatch * m}, {nn}))")
+        ctx.mod.call("matmul_into", [A, B, f"{dest}.reshape({nbatch * m}, {nn})"], notes)
     else:
         A3, B3 = _batched(A, ta, batch, m, k, ctx), _batched(B, tb, batch, k, nn, ctx)
         ctx.mod.emit(f"d3 = {dest}.reshape({nbatch}, {m}, {nn})")
         ctx.mod.emit(f"for t in range({nbatch}):")
-        ctx.mod.emit(f"    matmul_into({A3}[t], {B3}[t], d3[t])")
+        ctx.mod.call("matmul_into", [f"{A3}[t]", f"{B3}[t]", "d3[t]"], notes, indent=1)
     return dest
 
 
@@ -62,4 +63,4 @@ def _int_matmul_kernel(ctx):
              "                acc = 0",
              "                for p in range(k):", "                    acc += a[t, i, p] * b[t, p, j]",
              "                out[t, i, j] = acc"]
-    return ctx.mod.kernel("int_matmul", ["a", "b", "out"], lines)
+    return ctx.mod.kernel("matmul_int", ["a", "b", "out"], lines)

@@ -4,7 +4,7 @@ import numpy as np
 
 from graphc.runtime.memory import kshape
 
-from .emit import CONTRACT, PARALLEL_MIN, loops, lowers
+from .emit import CONTRACT, PARALLEL_MIN, axes_name, loops, lowers
 
 
 @lowers("softmax", "log_softmax")
@@ -52,9 +52,11 @@ def _softmax(n, ctx):
         lines += [pad + f"r = {ctx.t.lit(1, dtype)} / s",
                   pad + f"for j in range({dims[axis]}):",
                   pad + f"    out[{ix}] = out[{ix}] * r"]
-    name = ctx.mod.kernel(n.op.name, ["x", "out"], lines, fastmath=CONTRACT, parallel=parallel)
+    # softmax_rows, log_softmax_cols; a vector has one row: plain softmax
+    what = n.op.name if nd == 1 else f"{n.op.name}_{axes_name(nd, (axis,))}"
+    name = ctx.mod.kernel(what, ["x", "out"], lines, fastmath=CONTRACT, parallel=parallel)
     dest = ctx.dest(n)
-    ctx.mod.emit(f"{name}({ctx.value(n.inputs[0])}, {dest})")
+    ctx.mod.call(name, [ctx.value(n.inputs[0]), dest], [n.inputs[0].name, f"-> {n.name}"])
     return dest
 
 
@@ -76,7 +78,7 @@ def _one_hot(n, ctx):
     name = ctx.mod.kernel("one_hot", ["idx", "out"], lines)
     dest = ctx.dest(n)
     out = dest if t.ndim else f"{dest}.reshape(({ctx.types[n].shape[-1]},))"
-    ctx.mod.emit(f"{name}({ctx.value(n.inputs[0])}, {out})")
+    ctx.mod.call(name, [ctx.value(n.inputs[0]), out], [n.inputs[0].name, f"-> {n.name}"])
     return dest
 
 
@@ -92,8 +94,8 @@ def _argreduce(n, ctx):
         lines = ["    flat = np.ascontiguousarray(x).reshape(x.size)", "    best = flat[0]", "    at = 0",
                  "    for k in range(1, x.size):", "        v = flat[k]", f"        if {cond}:",
                  "            best = v", "            at = k", "    out[0] = at"]
-        name = ctx.mod.kernel(n.op.name, ["x", "out"], lines)
-        ctx.mod.emit(f"{name}({ctx.value(x)}, {dest}.reshape(1))")
+        name = ctx.mod.kernel(f"{n.op.name}_all", ["x", "out"], lines)
+        ctx.mod.call(name, [ctx.value(x), f"{dest}.reshape(1)"], [x.name, f"-> {n.name}"])
         return dest
     axis, nd = axes[0], t.ndim
     dims = [f"n{k}" for k in range(nd)]
@@ -107,9 +109,9 @@ def _argreduce(n, ctx):
     lines += [pad + f"best = x[{ix0}]", pad + "at = 0", pad + f"for j in range(1, {dims[axis]}):",
               pad + f"    v = x[{ix}]", pad + f"    if {cond}:", pad + "        best = v", pad + "        at = j",
               pad + f"out[{', '.join(idx)}] = at"]
-    name = ctx.mod.kernel(n.op.name, ["x", "out"], lines)
+    name = ctx.mod.kernel(f"{n.op.name}_{axes_name(nd, axes)}", ["x", "out"], lines)
     out_shape = tuple(d for k, d in enumerate(t.shape) if k != axis)
-    ctx.mod.emit(f"{name}({ctx.value(x)}, {dest}.reshape({out_shape}))")
+    ctx.mod.call(name, [ctx.value(x), f"{dest}.reshape({out_shape})"], [x.name, f"-> {n.name}"])
     return dest
 
 
@@ -127,5 +129,5 @@ def _random(n, ctx):
              f"        flat[i] = np.{dtype.name}({draw}(rng_bits(np.uint64(i) + offset)))"]
     name = ctx.mod.kernel(n.op.name, ["counter", "out"], lines)
     dest = ctx.dest(n)
-    ctx.mod.emit(f"{name}({ctx.value(n.inputs[1])}, {dest})")
+    ctx.mod.call(name, [ctx.value(n.inputs[1]), dest], [n.inputs[1].name, f"-> {n.name}"])
     return dest

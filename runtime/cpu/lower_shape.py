@@ -4,7 +4,7 @@ unslice, and reshapes of strided values)."""
 from graphc.ops.slicing import fmt_key, index_key
 from graphc.runtime.memory import kshape
 
-from .emit import index, loops, lowers, unpack
+from .emit import Call, index, loops, lowers, unpack
 
 
 @lowers("transpose")
@@ -25,7 +25,7 @@ def _reshape(n, ctx):
         return f"{ctx.value(x)}.reshape({shape})"
     dest = ctx.dest(n)
     ctx.mod.emit(copy_into(ctx.mod, ctx.value(x), f"{dest}.reshape({kshape(ctx.types[x].shape)})",
-                           ctx.types[x], ctx.layout.get(x)))
+                           ctx.types[x], ctx.layout.get(x), notes=[x.name, f"-> {n.name}"]))
     return dest
 
 
@@ -45,12 +45,13 @@ def _getitem(n, ctx):
 def _broadcast(n, ctx):
     dest = ctx.dest(n)
     ctx.mod.emit(copy_into(ctx.mod, ctx.value(n.inputs[0]), dest, ctx.types[n.inputs[0]],
-                           ctx.layout.get(n.inputs[0]), out_type=ctx.types[n]))
+                           ctx.layout.get(n.inputs[0]), out_type=ctx.types[n],
+                           notes=[n.inputs[0].name, f"-> {n.name}"]))
     return dest
 
 
-def copy_into(mod, src, dst, t, layout="A", out_type=None):
-    """A step line copying src (broadcasting) into dst of out_type's shape (default: t's)."""
+def copy_into(mod, src, dst, t, layout="A", out_type=None, notes=None):
+    """The step line (a Call) copying src (broadcasting) into dst of out_type's shape (default: t's)."""
     out_shape = kshape((out_type or t).shape)
     shape = kshape(t.shape)
     nd = len(out_shape)
@@ -59,8 +60,8 @@ def copy_into(mod, src, dst, t, layout="A", out_type=None):
     loop, idx, depth = loops(dims, False)
     lines += loop
     lines.append("    " * depth + f"dst[{', '.join(idx)}] = src[{index(shape, out_shape, idx)}]")
-    name = mod.kernel("copy", ["src", "dst"], lines)
-    return f"{name}({src}, {dst})"
+    name = mod.kernel("copy" if shape == out_shape else "copy_broadcast", ["src", "dst"], lines)
+    return Call(name, [src, dst], notes)
 
 
 @lowers("concatenate")

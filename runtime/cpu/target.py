@@ -20,12 +20,12 @@ class CpuTarget(Target):
     ROW = {"sum": "row_sum", "max": "row_max", "min": "row_min"}
 
     def header(self):
-        names = ", ".join(FAST)
-        lines, line = [], "from graphc.runtime.cpu.fastmath import ("
-        for name in names.split(", "):
+        opening = "from graphc.runtime.cpu.fastmath import ("
+        lines, line = [], opening
+        for name in FAST:
             if len(line) + len(name) + 2 > 100:
                 lines.append(line.rstrip())
-                line = " " * 37
+                line = " " * len(opening)
             line += name + ", "
         lines.append(line.rstrip(", ") + ")")
         return ["import math", "", "import numpy as np", "from numba import njit, prange", ""] + lines
