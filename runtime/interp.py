@@ -23,17 +23,20 @@ class InterpFunction(Function):
         # after running node i, drop the inputs whose last use it was
         self._free_after = [[x for x in set(n.inputs) if last_use[x] == i and x not in keep]
                             for i, n in enumerate(self.nodes)]
+        self._variables = [n for n in self.nodes if n.op.name == "variable"]
+        self._var_slots = [n.attrs["slot"] for n in self._variables]
 
     def _run(self, feeds, types):
-        feeds = self.program_feeds(feeds)
-        values = {}
+        # the leaves first: the feeds and the variables' values (from the graph's store)
+        values = self.program_feeds(feeds)
+        values.update(zip(self._variables, self.graph.store.host_values(self._var_slots)))
+        protected = {id(a) for a in values.values()}
         with np.errstate(all="ignore"):   # inf/nan follow IEEE rules, as in the compiled backends
             for n, free in zip(self.nodes, self._free_after):
-                values[n] = self._eval(n, values, feeds, types[n])
+                if n not in values:
+                    values[n] = self._eval(n, values, types[n])
                 for x in free:
                     del values[x]
-        store = self.graph.store
-        protected = {id(a) for a in feeds.values()} | {id(store[v]) for v in self.nodes if v.op.name == "variable"}
 
         def owned(a):  # the caller may keep and mutate what we return
             # C order too: the compiled backend updates variables in place as C arrays
@@ -45,12 +48,8 @@ class InterpFunction(Function):
         outs = [owned(values[n]) for n in self.outputs]
         return outs, {var: owned(values[v]) for var, v in self.updates.items()}
 
-    def _eval(self, n, values, feeds, ttype):
+    def _eval(self, n, values, ttype):
         op = n.op.name
-        if op == "placeholder":
-            return feeds[n]
-        if op == "variable":
-            return self.graph.store[n]
         if op == "constant":
             return n.attrs["value"]
         args = [values[x] for x in n.inputs]

@@ -34,6 +34,8 @@ class Compiled:
         self.step = module.step
         self.var_nodes = [p[2] for p in program.params if p[1] == "var"]
         self.var_flat = [n.ndim == 0 for n in self.var_nodes]
+        self.var_slots = [n.attrs["slot"] for n in self.var_nodes]
+        self.any_flat = any(self.var_flat)
         fixed = []
         for name, kind, payload in program.params:
             if kind == "const":
@@ -72,9 +74,10 @@ class CpuFunction(Function):
             for x, a in zip(self.inputs, args):
                 feed_array(x, a)              # shapes: checked once per signature
             c = self._compile(sig)
-        values = self.graph.store
         feeds = [a.reshape(1) if s else a for a, s in zip(args, self._scalar_in)]
-        variables = [values[v].reshape(1) if s else values[v] for v, s in zip(c.var_nodes, c.var_flat)]
+        variables = self.graph.store.host_values(c.var_slots)
+        if c.any_flat:
+            variables = [v.reshape(1) if s else v for v, s in zip(variables, c.var_flat)]
         out = c.step(*feeds, *variables, *c.fixed)
         out = [o.reshape(()) if s else o for o, s in zip(out, c.out_scalar)]
         return out[0] if self.single else out
