@@ -263,7 +263,7 @@ def render(mod, words, params, param_notes, returns, header, jit, locations):
     if jit:
         out += ["", '@njit(cache=True, error_model="numpy")']
     else:
-        out += ["", "# plain Python: it only calls the compiled kernels above (see runtime/codegen.py)"]
+        out += ["", "# plain Python: it only calls the compiled kernels above (see runtime/cpu/codegen.py)"]
     out += _aligned(_signature("step", params, param_notes))
     out += _buffer_block(words)
     primary = _primary(mod.stmts)
