@@ -15,7 +15,7 @@ graphc.ops, graphc.passes and graphc.runtime live in the top-level ops/, passes/
 from . import api as _api
 from .api import OP_FUNCTIONS, as_node  # noqa: F401
 from .core.errors import (ArgumentError, AxisError, DTypeError, FeedError, ForeignNodeError,  # noqa: F401
-                          GraphError, ShapeError)
+                          GraphError, NumericsError, NumpyOnNodeError, ShapeError)
 from .core.graph import Graph, Node, get_default_graph, reset_default_graph  # noqa: F401
 from .core.types import DTYPES, TensorType, bool_, float32, float64, int32, int64  # noqa: F401
 from .function import Function, function  # noqa: F401

@@ -3,6 +3,7 @@
 Each function is defined next to its op in ops/ (numpy names, numpy semantics,
 graph nodes out); this module only gathers them in one namespace.
 """
+from graphc.core.graph import FUNCTION_NAMES
 from graphc.ops.base import as_node  # noqa: F401
 from graphc.ops.binary import (add, divide, equal, greater, greater_equal, less, less_equal,  # noqa: F401
                                logical_and, logical_or, maximum, minimum, multiply, not_equal, power,
@@ -19,3 +20,4 @@ from graphc.ops.unary import (abs, cast, elu, exp, leaky_relu, log, logical_not,
 
 OP_FUNCTIONS = sorted(name for name, f in dict(globals()).items()
                       if callable(f) and not name.startswith("_") and name != "as_node")
+FUNCTION_NAMES.update(OP_FUNCTIONS)      # so that np.exp(node) can say "use gc.exp(...)"

@@ -12,6 +12,8 @@ class, next to the user function that builds it:
   `commutative` (CSE), `view` (the memory plan), `simplify` (algebraic rules),
   `label` (DOT), and for reductions `identity`/`combine` (ops/reductions.py).
 """
+import math
+
 import numpy as np
 
 from graphc.core.errors import DTypeError
@@ -61,6 +63,10 @@ class Op:
         A node with several outputs gets g as a list, one gradient (or None) per output.
         """
         raise NotImplementedError(f"op {self.name} has no gradient rule")
+
+    def commutes(self, node):
+        """May CSE swap node's two inputs? Only if op(a, b) and op(b, a) agree bit for bit."""
+        return self.commutative
 
     def simplify(self, node, *inputs):
         """An equal node of node's exact type that is cheaper, or None (passes/simplify.py)."""
@@ -172,14 +178,37 @@ def apply(op_name, inputs, name=None, **attrs):
 
 def fill_value(x):
     """The one value every element of x has, if x is a constant fill (possibly broadcast,
-    reshaped or expanded); else None. The simplification rules and constant folding use it."""
+    reshaped or expanded); else None. The simplification rules and constant folding use it.
+
+    Equal means the same bits up to nan: -0.0 == 0.0 in numpy, but a constant holding both
+    is not a fill (1 / x would give -inf and inf), and a nan fill is never reported."""
     while x.op.name in ("broadcast_to", "broadcast_like", "expand_dims", "reshape", "reshape_like"):
         x = x.inputs[0]
     if x.op.name == "constant":
         v = x.attrs["value"]
         if v.size and np.all(v == v.flat[0]) and not np.isnan(v.flat[0]):
-            return v.flat[0].item()
+            if v.dtype.kind != "f" or np.all(np.signbit(v) == np.signbit(v.flat[0])):
+                return v.flat[0].item()
     return None
+
+
+def is_negative_zero(value):
+    """value is the float -0.0 (an int or bool zero has no sign: it converts to +0.0)."""
+    return isinstance(value, float) and value == 0 and math.copysign(1.0, value) < 0
+
+
+# ops whose output elements are elements of their first input, moved or repeated
+_MOVES_ELEMENTS = ("reshape", "reshape_like", "squeeze", "expand_dims", "transpose", "broadcast_to",
+                   "broadcast_like", "getitem")
+
+
+def cannot_be_negative_zero(x):
+    """True if no element of x can be -0.0, so that the sign of a zero cannot change a result:
+    not a float, or an op whose floats are never -0.0 (|x|, exp(x) >= +0.0, x*x), possibly
+    reshaped, transposed, broadcast or sliced."""
+    while x.op.name in _MOVES_ELEMENTS:
+        x = x.inputs[0]
+    return not is_float(x) or x.op.name in ("abs", "exp", "square")
 
 
 def same_type(x, n):

@@ -3,14 +3,13 @@ each with its user function (the arithmetic ones are also Node operators).
 
 Shapes broadcast as in numpy; dtypes are numpy's (found by `probe_dtype`).
 """
-import math
-
 import numpy as np
 
 from graphc.core.errors import DTypeError
 from graphc.core.types import TensorType, bool_, broadcast_shapes
 
-from .base import Op, apply, constant_node, fill_value, graph_of, is_float, operator, probe_dtype, register, same_type
+from .base import (Op, apply, cannot_be_negative_zero, constant_node, fill_value, graph_of, is_float, is_negative_zero,
+                   operator, probe_dtype, register, same_type)
 
 
 class Binary(Op):
@@ -47,11 +46,13 @@ class Add(Binary):
         return Binary.scalar(self, t, args, ins, out, consts)
 
     def simplify(self, n, a, b):
-        # x + 0 -> x. Not bit-exact for x = -0.0 (-0.0 + 0.0 is +0.0); every other x is unchanged.
-        if fill_value(b) == 0 and same_type(a, n):
-            return a
-        if fill_value(a) == 0 and same_type(b, n):
-            return b
+        # x + 0 -> x, only where it is exact: x + (-0.0) is x for every x, but x + (+0.0) turns
+        # x = -0.0 into +0.0 (1 / (x + 0.0) is inf, 1 / x is -inf), so a +0.0 (or an int or bool
+        # zero next to a float x, which converts to +0.0) goes only if x cannot be -0.0
+        for x, zero in ((a, b), (b, a)):
+            z = fill_value(zero)
+            if z == 0 and same_type(x, n) and (is_negative_zero(z) or cannot_be_negative_zero(x)):
+                return x
 
 
 @register
@@ -65,8 +66,10 @@ class Subtract(Binary):
     symbol = "-"
 
     def simplify(self, n, a, b):
+        # x - (+0.0) -> x is exact for every x (an int or bool zero counts as +0.0); x - (-0.0) is
+        # x + 0.0, which turns -0.0 into +0.0: only where x cannot be -0.0
         z = fill_value(b)
-        if z == 0 and math.copysign(1.0, z) > 0 and same_type(a, n):   # x - (+0.0) -> x, exact for every x
+        if z == 0 and same_type(a, n) and (not is_negative_zero(z) or cannot_be_negative_zero(a)):
             return a
 
 
@@ -110,27 +113,55 @@ class Divide(Binary):
             return a
 
 
+# the exponents numpy's power shortcuts, with the answers it gives for them
+POWER_SHORTCUTS = ((2, np.square), (0.5, np.sqrt), (-1, np.reciprocal))
+
+
 @register
 class Power(Binary):
     name = "power"
-    ref = staticmethod(np.power)
+
+    def ref(self, a, b):
+        # numpy squares (takes sqrt, 1/x) for an exponent of 2 (0.5, -1) only when its loop sees
+        # the exponent as one broadcast value, and even that depends on the sizes; an array of 2s
+        # goes through pow(), which can differ in the last bit. Giving those answers wherever the
+        # exponent has those values makes power a function of its values: x ** 2 -> x * x and
+        # constant folding stay exact however the 2 is laid out, and a backend can match it.
+        out = np.power(a, b)
+        if out.dtype.kind != "f":
+            return out                           # integer powers are exact
+        b, a = np.asarray(b), np.asarray(a, out.dtype)
+        for p, shortcut in POWER_SHORTCUTS:
+            hit = b == p
+            if hit.any():
+                with np.errstate(all="ignore"):  # np.power above has warned for these elements
+                    out = np.where(hit, shortcut(a), out)
+        return out
 
     def grad(self, node, g):
         a, b = node.inputs
         # (log through apply: ops/unary.py builds on this module, not the other way round)
         # at a == b == 0, b * a^(b-1) is 0 * inf = nan, but a^0 is the constant 1: read a as 1 there
         # (not a where() around the product: its untaken branch would give nan in the next derivative)
-        nonzero_power = b.op.name == "constant" and bool(np.all(b.attrs["value"] != 0))   # x**2 etc.
-        safe_a = a if nonzero_power else where(equal(a, 0) & equal(b, 0), 1, a)
-        ga = g * b * safe_a ** (b - 1) if is_float(a) else None
-        # d/db a^b = a^b log a; at a == 0 the value a^b is 0 (b > 0), so use 0 rather than 0 * -inf
-        gb = g * node * where(equal(a, 0), 0, apply("log", [a])) if is_float(b) else None
+        ga = gb = None                      # an int input has no gradient: build nothing for it
+        if is_float(a):
+            nonzero_power = b.op.name == "constant" and bool(np.all(b.attrs["value"] != 0))   # x**2 etc.
+            safe_a = a if nonzero_power else where(equal(a, 0) & equal(b, 0), 1, a)
+            ga = g * b * safe_a ** (b - 1)
+        # d/db a^b = a^b log a; at a == 0 the value a^b is 0 (b > 0), so use 0 rather than 0 * -inf.
+        # log is taken in the output's dtype: an int a (int32 ** float64) has no log of its own, and a
+        # float32 a next to a float64 b would lose the float64 precision of the result
+        if is_float(b):
+            log_a = apply("log", [a if a.dtype == node.dtype else apply("cast", [a], dtype=node.dtype)])
+            gb = g * node * where(equal(a, 0), 0, log_a)
         return [ga, gb]
 
     def scalar(self, t, args, ins, out, consts, **attrs):
         a, b = (t.cast(x, d, out) for x, d in zip(args, ins))
         p = consts[1]
-        if p is not None and p == int(p) and 1 <= abs(p) <= 4:   # small integer powers: multiplications
+        # small integer powers: multiplications (1 / x**k for floats only: an integer to a
+        # negative power is an error, which the loop checks for)
+        if p is not None and p == int(p) and (1 <= p <= 4 or out.kind == "f" and 1 <= -p <= 4):
             prod = " * ".join([a] * int(abs(p)))
             return f"({prod})" if p > 0 else f"({t.lit(1, out)} / ({prod}))"
         if p == 0.5 and out.kind == "f":
@@ -141,8 +172,14 @@ class Power(Binary):
         p = fill_value(b)
         if p == 1 and same_type(a, n):                        # x ** 1 -> x
             return a
-        if p == 2 and same_type(a, n):                        # x ** 2 -> x * x (numpy computes it so too)
+        if p == 2 and same_type(a, n):                        # x ** 2 -> x * x, as `ref` computes it
             return multiply(a, a)
+
+
+def commutes_unless_signed_zeros(node):
+    """numpy's maximum/minimum of -0.0 and +0.0 is its second input (they compare equal), so
+    swapping float inputs can change the sign of a zero result; ints have no signed zeros."""
+    return not is_float(node)
 
 
 @register
@@ -150,6 +187,9 @@ class Maximum(Binary):
     commutative = True
     name = "maximum"
     ref = staticmethod(np.maximum)
+
+    def commutes(self, node):
+        return commutes_unless_signed_zeros(node)
 
     def grad(self, node, g):
         a, b = node.inputs
@@ -168,6 +208,9 @@ class Minimum(Binary):
     commutative = True
     name = "minimum"
     ref = staticmethod(np.minimum)
+
+    def commutes(self, node):
+        return commutes_unless_signed_zeros(node)
 
     def grad(self, node, g):
         a, b = node.inputs

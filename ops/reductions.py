@@ -15,8 +15,8 @@ import numpy as np
 from graphc.core.errors import AxisError, ShapeError
 from graphc.core.types import TensorType, int64, normalize_axes
 
-from .base import Op, apply, register
-from .binary import equal
+from .base import Op, apply, is_float, register
+from .binary import add, equal
 from .broadcast import broadcast_like
 from .shape import expand_dims, size, squeeze
 from .unary import cast
@@ -61,7 +61,10 @@ class Reduce(Op):
         axes = n.attrs["axis"]
         # a reduction over size-1 axes reduces nothing (but sum/mean of ints or bools change the dtype)
         if x.dtype == n.dtype and all(x.shape[a] == 1 for a in axes):
-            return x if n.attrs["keepdims"] else squeeze(x, axes)
+            y = x if n.attrs["keepdims"] else squeeze(x, axes)
+            # it still starts from its identity: sum and mean are +0.0 + x, which turns x = -0.0
+            # into +0.0, so for floats they become that add (Add drops it where x cannot be -0.0)
+            return add(y, 0.0) if is_float(n) and self.identity(n.dtype) == 0 else y
 
     def canonical(self, types, axis=None, keepdims=False):
         return {"axis": normalize_axes(axis, types[0].ndim, self.name), "keepdims": bool(keepdims)}

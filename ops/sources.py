@@ -112,9 +112,9 @@ def set_value(var, value):
         arr = arr.astype(var.dtype)     # a Python number or list takes the variable's dtype, as a feed does
     if arr.shape != var.shape or arr.dtype != var.dtype:
         error = ShapeError if arr.shape != var.shape else DTypeError
-        raise error(f"set_value({var.name}): the variable is {var.type}, "
+        raise error(f"set_value({var.name}): the variable is {var.type}{at(var.loc)}, "
                     f"the value is {TensorType(arr.shape, arr.dtype) if arr.dtype in DTYPES else arr.dtype}"
-                    f"{at(var.loc)}")
+                    f"{at(user_location())}")
     var.graph.store[var] = np.array(arr, order="C")
 
 

@@ -124,7 +124,7 @@ def _check(y, xs, unconnected, loc):
         raise ShapeError(f"grad: y must be a scalar, got {y.name} of shape {fmt_shape(y.shape)}"
                          f"{where(y.loc)}; reduce it first, e.g. gc.sum(y) or gc.mean(y){where(loc)}")
     if not is_float(y):
-        raise GraphError(f"grad: y must be a float scalar, got {y.dtype}{where(y.loc)}")
+        raise GraphError(f"grad: y{where(y.loc)} must be a float scalar, got {y.dtype}{where(loc)}")
     for x in xs:
         if not isinstance(x, Node):
             raise GraphError(f"grad: {x!r} is not a graph node{where(loc)}")
@@ -132,4 +132,5 @@ def _check(y, xs, unconnected, loc):
             raise ForeignNodeError(f"grad: {x.name}{where(x.loc)} belongs to {x.graph.name}, "
                                    f"y to {y.graph.name}{where(loc)}")
         if not is_float(x):
-            raise GraphError(f"grad: {x.name} is {x.dtype}; only float tensors have gradients{where(x.loc)}")
+            raise GraphError(f"grad: {x.name}{where(x.loc)} is {x.dtype}; only float tensors have gradients"
+                             f"{where(loc)}")

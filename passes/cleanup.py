@@ -21,6 +21,8 @@ def constant_fold(roots, limit=FOLD_LIMIT):
                 and n.type.size > 1 and not all(x.op.name == "constant" for x in ins):
             fills = [fill_value(x) for x in ins]
             if all(v is not None for v in fills):        # op(fill a, fill b) -> fill op(a, b), kept lazy
+                # each fill in its own dtype, as the unfolded graph computes it (the refs are functions
+                # of the values, not of the layout: a one-element stand-in gives the same bits)
                 with np.errstate(all="ignore"):
                     v = n.op.ref(*[np.asarray(v, x.dtype) for v, x in zip(fills, ins)], **n.attrs)
                 return broadcast_to(constant_node(np.asarray(v, n.dtype), graph=n.graph), n.shape)
@@ -38,10 +40,11 @@ def constant_fold(roots, limit=FOLD_LIMIT):
 
 def cse(roots):
     """Hash-consing already merges equal nodes as they are built; what it cannot see is
-    a + b next to b + a. Ordering commutative inputs by node id lets it merge those too.
-    (maximum/minimum: equal values either way; nan wins from either side.)"""
+    a + b next to b + a. Ordering commutative inputs by node id lets it merge those too,
+    where the swap is exact (`Op.commutes`: maximum/minimum of floats keep their order, since
+    numpy's max(-0.0, +0.0) is its second input)."""
     def rule(n, ins):
-        if n.op.commutative and ins[0].id > ins[1].id:
+        if n.op.commutes(n) and ins[0].id > ins[1].id:
             return rebuild(n, (ins[1], ins[0]))
         return None
     return rewrite(roots, rule)

@@ -1,7 +1,8 @@
-"""Algebraic simplification: small local rules, each exact in IEEE arithmetic
-unless its comment says otherwise.
+"""Algebraic simplification: small local rules, each exact in IEEE arithmetic, bit
+for bit, the sign of zero included: x + (-0.0) -> x, but x + 0.0 stays unless x
+cannot be -0.0 (-0.0 + 0.0 is +0.0, and 1 / that is inf, not -inf).
 
-Each rule lives on its op (`Op.simplify`, e.g. ops/binary.py's Add: x + 0 -> x),
+Each rule lives on its op (`Op.simplify`, e.g. ops/binary.py's Add: x + (-0.0) -> x),
 next to the op's other facts; this pass only applies them. A rule sees the
 original node and its (already simplified) inputs and returns a replacement or
 None. A replacement always has the node's exact type, so no rule changes a

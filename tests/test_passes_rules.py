@@ -76,15 +76,15 @@ def op(k):
 @pytest.mark.parametrize("build", [
     lambda x: x * 1,
     lambda x: 1 * x,
-    lambda x: x + 0,
-    lambda x: 0 + x,
+    lambda x: x + -0.0,                                               # exact; x + 0.0 is not (x = -0.0)
+    lambda x: -0.0 + x,
     lambda x: x - 0,
     lambda x: x / 1,
     lambda x: -(-x),
     lambda x: x ** 1,
     lambda x: x * 1.0,
     lambda x: x * gc.constant(np.ones((3, 4), np.float32)),           # a full constant of ones
-    lambda x: x + gc.broadcast_to(gc.constant(np.float32(0)), (3, 4)),
+    lambda x: x + gc.broadcast_to(gc.constant(np.float32(-0.0)), (3, 4)),
     lambda x: gc.constant(np.ones((1, 4), np.float32)) * x,           # broadcasts, but x has the result's shape
     lambda x: x * gc.reshape(gc.constant(np.ones(12, np.float32)), (3, 4)),
     lambda x: gc.cast(x, gc.float32),
@@ -92,9 +92,9 @@ def op(k):
     lambda x: gc.reshape(x, (-1, 4)),
     lambda x: gc.broadcast_to(x, (3, 4)),
     lambda x: gc.transpose(gc.transpose(x)),
-    lambda x: ((x * 1) + 0) / 1 - 0,                                  # rules compose to a fixpoint
+    lambda x: ((x * 1) + -0.0) / 1 - 0,                               # rules compose to a fixpoint
     lambda x: -(-(x ** 1)) * 1,
-], ids=["x*1", "1*x", "x+0", "0+x", "x-0", "x/1", "--x", "x**1", "x*1.0", "x*ones", "x+bcast0",
+], ids=["x*1", "1*x", "x+-0.0", "-0.0+x", "x-0", "x/1", "--x", "x**1", "x*1.0", "x*ones", "x+bcast0",
         "ones_row*x", "x*reshaped_ones", "cast_same", "reshape_same", "reshape_same_-1",
         "broadcast_same", "transpose_twice", "chain", "chain2"])
 def test_identity_rules_return_x(build):
@@ -228,15 +228,22 @@ def test_reduction_over_size_one_axes(reduction):
     f = getattr(gc, reduction)
     with gc.Graph():
         x = gc.placeholder((3, 1, 4, 1), name="x")
-        assert simp(f(x, axis=1, keepdims=True)) is x
-        assert simp(f(x, axis=(1, 3), keepdims=True)) is x
-        assert simp(f(x, axis=1)) is gc.squeeze(x, 1)
-        assert simp(f(x, axis=(1, 3))) is gc.squeeze(x, (1, 3))
-        assert simp(f(x, axis=-1)) is gc.squeeze(x, 3)
+        # sum and mean start from +0.0: over one element they are y + 0.0 (not y: -0.0 becomes +0.0)
+        start = (lambda y: y + 0.0) if reduction in ("sum", "mean") else (lambda y: y)
+        assert simp(f(x, axis=1, keepdims=True)) is start(x)
+        assert simp(f(x, axis=(1, 3), keepdims=True)) is start(x)
+        assert simp(f(x, axis=1)) is start(gc.squeeze(x, 1))
+        assert simp(f(x, axis=(1, 3))) is start(gc.squeeze(x, (1, 3)))
+        assert simp(f(x, axis=-1)) is start(gc.squeeze(x, 3))
         kept = f(x, axis=(0, 1))                                   # axis 0 has 3 elements
         assert simp(kept) is kept
         s = gc.placeholder((1,), name="s")
-        assert simp(f(s)) is gc.squeeze(s, 0)
+        assert simp(f(s)) is start(gc.squeeze(s, 0))
+        e = gc.exp(x)                                              # never -0.0: the + 0.0 goes too
+        assert simp(f(e, axis=1, keepdims=True)) is e
+        xi = gc.placeholder((3, 1), gc.int64, name="xi")          # ints have no -0.0
+        if reduction != "mean":                                    # (mean of ints is float64)
+            assert simp(f(xi, axis=1, keepdims=True)) is xi
 
 
 @pytest.mark.parametrize("dtype", [gc.int32, gc.bool_])
@@ -340,7 +347,7 @@ def test_simplify_keeps_untouched_graphs_and_types():
         w = gc.placeholder((4, 2), name="w")
         y = gc.relu(x @ w) - gc.sum(x, axis=1, keepdims=True)[:, :1]
         assert simplify([y, x]) == [y, x]
-        z = gc.exp(x * 1) @ (w + 0)
+        z = gc.exp(x * 1) @ (w - 0)
         (after,) = simplify([z])
         assert after is gc.exp(x) @ w
         verify([after], [z])
@@ -461,11 +468,17 @@ def test_cse_merges_commutative_operands():
     with gc.Graph():
         a = gc.placeholder((3,), name="a")
         b = gc.placeholder((3,), name="b")
-        for f in (gc.add, gc.multiply, gc.maximum, gc.minimum, gc.equal, gc.not_equal):
-            ab, ba = f(a, b), f(b, a)
+        ai = gc.placeholder((3,), gc.int32, name="ai")
+        bi = gc.placeholder((3,), gc.int32, name="bi")
+        for f, (x, y) in [(gc.add, (a, b)), (gc.multiply, (a, b)), (gc.equal, (a, b)), (gc.not_equal, (a, b)),
+                          (gc.maximum, (ai, bi)), (gc.minimum, (ai, bi))]:
+            ab, ba = f(x, y), f(y, x)
             assert ab is not ba
             assert cse([ab, ba]) == [ab, ab]
             assert cse([ba]) == [ab]
+        for f in (gc.maximum, gc.minimum):        # float max(-0.0, +0.0) is its second input: kept apart
+            roots = [f(a, b), f(b, a)]
+            assert cse(roots) == roots
         p = gc.placeholder((3,), gc.bool_, name="p")
         q = gc.placeholder((3,), gc.bool_, name="q")
         assert cse([q & p]) == [p & q]
@@ -882,7 +895,7 @@ def test_pipeline_folds_then_simplifies():
         x = gc.placeholder((3,), name="x")
         y = gc.placeholder((3,), name="y")
         c = gc.constant(np.float32(2))
-        before = (x + (c - c)) * gc.exp(y * x) + gc.exp(x * y)
+        before = (x - (c - c)) * gc.exp(y * x) + gc.exp(x * y)
         (after,) = run_pipeline([before], instruments=[Verify()])
         (f,) = fused_nodes([after])
         assert after is f

@@ -494,7 +494,7 @@ def _sample_roots():
     x = gc.placeholder((3, 4), name="x")
     y = gc.placeholder((3, 4), name="y")
     c = gc.constant(np.float32(2))
-    a = gc.exp(x * 1 + (c - c))
+    a = gc.exp(x * 1 - (c - c))
     b = gc.tanh(a * y) + gc.tanh(y * a)
     s = gc.sum(b * b)
     return x, y, [s, a * 2, gc.max(a, axis=1), gc.mean(gc.abs(y) - 1, axis=0)]
@@ -657,7 +657,7 @@ def test_verify_rejects_a_node_whose_type_its_op_does_not_give():
 def test_optimize_a_node_a_list_and_a_graph():
     with gc.Graph() as g:
         x = gc.placeholder((3, 4), name="x")
-        y = gc.tanh(x * 1 + 0) * 2
+        y = gc.tanh(x * 1 - 0) * 2
         z = gc.sum(gc.exp(x) * x)
         whole = gc.optimize(g)                             # the graph's unused nodes: y and z
         one = optimize(y)

@@ -7,7 +7,12 @@ returned instead of a new one (hash-consing: CSE for free, and pass tests can
 compare nodes with `is`).
 
 Every node remembers the user's file and line where it was built, found by
-walking the call stack past graphc's own files.
+walking the call stack past graphc's own files, and (`Location.also`) the
+other lines where the user asked for the same node, so an error about it
+names every line that built it ("built at a.py:3, also requested at a.py:9").
+
+numpy meets nodes through `Node.__array_ufunc__`/`__array_function__`:
+`ndarray * node` builds the node, `np.exp(node)` is an error pointing at gc.exp.
 
 Node operators (`a + b`, `x[1:]`, `x.T`) dispatch through OPERATORS, a table
 the op modules fill when they load (ops/base.py `operator`): the IR core
@@ -19,7 +24,7 @@ import os
 import sys
 import threading
 
-from .errors import ForeignNodeError, GraphError, where
+from .errors import ForeignNodeError, GraphError, NumpyOnNodeError, where
 from .store import VariableStore
 
 # The graphc packages whose files are graphc's own, by import name. Installed, all of them sit
@@ -42,8 +47,29 @@ def is_internal(filename):
     return os.path.abspath(filename).startswith(tuple(internal_roots()))
 
 
+class Location(tuple):
+    """(file, line) where a node was first built; compares, hashes and unpacks as that tuple.
+
+    `also` lists the other (file, line)s where user code asked for the same node (hash-consing
+    returned the existing one there). Nodes are immutable, their Location only grows: a pass
+    rebuilding a node and the compiled copies share it, so an error at call time names every
+    line where the user wrote that expression (errors.where formats them)."""
+    also = ()
+
+    def __new__(cls, filename, line):
+        return super().__new__(cls, (filename, line))
+
+    def __getnewargs__(self):
+        return tuple(self)
+
+    def requested(self, loc):
+        """Note that user code asked for this node (again) at loc."""
+        if loc is not None and loc != self and loc not in self.also:
+            self.also = self.also + (tuple(loc),)
+
+
 def user_location():
-    """(file, line) of the innermost frame outside graphc, or None.
+    """Location (file, line) of the innermost frame outside graphc, or None.
 
     While a pass rebuilds a node (`building_at`), the nodes it makes get that
     node's location, so errors still point at the user's line."""
@@ -53,7 +79,7 @@ def user_location():
     while frame is not None:
         filename = frame.f_code.co_filename
         if not filename.startswith("<") and not is_internal(filename):
-            return (filename, frame.f_lineno)
+            return Location(filename, frame.f_lineno)
         frame = frame.f_back
     return None
 
@@ -66,7 +92,6 @@ class Node:
     """
 
     __slots__ = ("op", "inputs", "attrs", "type", "name", "loc", "graph", "id")
-    __array_ufunc__ = None  # numpy defers to our reflected operators: ndarray * node -> node
 
     def __init__(self, op, inputs, attrs, type, name, loc, graph, id):
         for slot, value in zip(self.__slots__, (op, inputs, attrs, type, name, loc, graph, id)):
@@ -141,9 +166,55 @@ class Node:
     def T(self):
         return OPERATORS["transpose"](self)
 
+    def __array_ufunc__(self, ufunc, method, *inputs, **kwargs):
+        # numpy calls this for `ndarray * node` too (instead of our __rmul__): build the node then
+        if method == "__call__" and not kwargs and ufunc.__name__ in _NUMPY_OPERATORS:
+            op, (a, b) = _NUMPY_OPERATORS[ufunc.__name__], inputs
+            if op in _MIRRORED and not isinstance(a, Node):   # as Python reflects: array < node is node > array
+                return OPERATORS[_MIRRORED[op]](b, a)
+            return OPERATORS[op](a, b)
+        if method == "__call__" and not kwargs and ufunc.__name__ in ("equal", "not_equal"):
+            same = inputs[0] is inputs[1]      # ndarray == node: identity, as node == anything is
+            return same if ufunc.__name__ == "equal" else not same
+        name = ufunc.__name__ if method == "__call__" else f"{ufunc.__name__}.{method}"
+        raise _numpy_error(name, inputs, "; numpy cannot store a node in an array" if "out" in kwargs else "")
+
+    def __array_function__(self, func, types, args, kwargs):
+        raise _numpy_error(func.__name__, args)           # np.sum(node), np.concatenate([node]), ...
+
 
 # op name -> the user function building it; the op modules fill it as they load
 OPERATORS = {}
+# the names of graphc's op functions (gc.exp, ...), for the errors below; graphc/api.py fills it
+FUNCTION_NAMES = set()
+# numpy's ufuncs behind ndarray's binary operators -> the OPERATORS entry Node's own operator uses
+_NUMPY_OPERATORS = {"add": "add", "subtract": "subtract", "multiply": "multiply", "divide": "divide",
+                    "true_divide": "divide", "power": "power", "matmul": "matmul", "less": "less",
+                    "less_equal": "less_equal", "greater": "greater", "greater_equal": "greater_equal",
+                    "bitwise_and": "logical_and", "bitwise_or": "logical_or"}
+_MIRRORED = {"less": "greater", "greater": "less", "less_equal": "greater_equal", "greater_equal": "less_equal"}
+# numpy's names -> graphc's function, where they differ
+_GC_NAMES = {"add.reduce": "sum", "multiply.reduce": "prod", "maximum.reduce": "max", "minimum.reduce": "min",
+             "absolute": "abs", "amax": "max", "amin": "min", "invert": "logical_not", "true_divide": "divide"}
+
+
+def _numpy_error(numpy_name, args, extra=""):
+    """numpy was handed a node: say which gc function builds that op, if there is one."""
+    gc_name = _GC_NAMES.get(numpy_name, numpy_name)
+    name = next((a.name for a in _flat(args) if isinstance(a, Node)), "?")
+    call = name if len(args) == 1 and isinstance(args[0], Node) else "..."
+    use = (f"use gc.{gc_name}({call}) to build it in the graph" if gc_name in FUNCTION_NAMES
+           else f"graphc has no {gc_name} op")
+    return NumpyOnNodeError(f"np.{numpy_name} got graph node {name}, which has no value until a "
+                            f"function runs; {use}{extra}{where(user_location())}")
+
+
+def _flat(args):
+    for a in args:
+        if isinstance(a, (list, tuple)):
+            yield from _flat(a)
+        else:
+            yield a
 
 
 class Graph:
@@ -212,6 +283,8 @@ class Graph:
             key = (op.name, tuple(x.id for x in inputs), op.key(attrs))
             found = self._by_key.get(key)
             if found is not None:
+                if loc is None and _default.location is None and isinstance(found.loc, Location):
+                    found.loc.requested(user_location())    # the user asked for it again: keep that line
                 return found
             ttype = op.infer(types, **attrs)
         except GraphError as e:

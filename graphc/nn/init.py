@@ -251,3 +251,14 @@ def get(name_or_init, seed=0):
         return name_or_init
     raise InitializerError(f"get: expected an initializer name or a callable (shape, dtype) -> array, "
                            f"got {name_or_init!r}")
+
+
+def __getattr__(name):
+    # gc.init.uniform: the initializers are classes (gc.init.Uniform); their lowercase names are
+    # what get() and Dense(kernel_init=...) take. Say so instead of a bare AttributeError.
+    cls = _BY_NAME.get(name) or (Constant if name == "constant" else None)
+    if cls is not None:
+        by_name = f"; the name {name!r} is for gc.init.get and Dense(kernel_init=...)" if name in _BY_NAME else ""
+        raise AttributeError(f"module 'graphc.nn.init' has no attribute {name!r}: initializers are classes, "
+                             f"gc.init.{cls.__name__}(...){by_name}")
+    raise AttributeError(f"module 'graphc.nn.init' has no attribute {name!r}")

@@ -120,8 +120,8 @@ class Optimizer:
                 raise GraphError(f"{type(self).__name__}.updates: {getattr(p, 'name', p)!r} is not a variable"
                                  f"{where(getattr(p, 'loc', None))}; only variables can be updated{where(loc)}")
             if p.dtype.kind != "f":
-                raise GraphError(f"{type(self).__name__}.updates: {p.name} is {p.dtype}; only float "
-                                 f"variables have gradients{where(p.loc)}")
+                raise GraphError(f"{type(self).__name__}.updates: {p.name}{where(p.loc)} is {p.dtype}; only "
+                                 f"float variables have gradients{where(loc)}")
         return list(dict.fromkeys(params))      # a param listed twice (shared weights) is updated once
 
 

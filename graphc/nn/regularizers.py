@@ -37,7 +37,8 @@ def _penalty(name, params, scale, term):
         if not isinstance(p, Node):
             raise GraphError(f"{name}: {p!r} is not a graph node{where(loc)}")
         if p.dtype.kind != "f":
-            raise GraphError(f"{name}: {p.name} is {p.dtype}; penalties apply to float tensors{where(p.loc)}")
+            raise GraphError(f"{name}: {p.name}{where(p.loc)} is {p.dtype}; penalties apply to float tensors"
+                             f"{where(loc)}")
     if not isinstance(scale, Node) and (not isinstance(scale, numbers.Real) or isinstance(scale, bool)
                                         or not scale >= 0):
         raise GraphError(f"{name}: scale must be a number >= 0 or a scalar node, got {scale!r}{where(loc)}")
