@@ -13,14 +13,27 @@ by position or name); `fn.nodes`, `fn.outputs`, `fn.updates` ({variable:
 new value}) are the program that runs, in the scratch graph `fn.program_graph`
 (variables there share the user's values: the graph's store); `fn.origin`
 maps each scratch node copied from the user's graph back to the user's node.
+
+Threads: a call that updates variables holds a lock shared by every function of the
+graph (`update_lock`), so concurrent calls update one after another, each from the
+values the previous one left; calls without updates run concurrently (a backend keeps
+its scratch memory per thread).
+
+`check_numerics=True` makes a call raise NumericsError at the first value of the program
+(a feed, a variable, a computed node; not a constant) holding nan or inf, naming the node
+and the user's line; the variables keep their old values then. Off, nothing checks.
 """
 import importlib
+import threading
+import weakref
 
 import numpy as np
 
-from .core.errors import ArgumentError, DTypeError, FeedError, ForeignNodeError, GraphError, ShapeError, where
+from .core.errors import (ArgumentError, DTypeError, FeedError, ForeignNodeError, GraphError, NumericsError,
+                          ShapeError, where)
 from .core.graph import Node, ancestors, user_location
 from .core.types import fmt_shape
+
 
 BACKENDS = {
     "interp": "graphc.runtime.interp:InterpFunction",
@@ -37,6 +50,7 @@ def function(inputs, outputs, updates=None, backend="interp", **options):
     updates: {variable: new value node}; all are computed from the old values, then assigned.
     optimize: run the pass pipeline first (default: yes for compiled backends, no for
         "interp", the unoptimized oracle). passes: a list of passes instead of the default.
+    check_numerics: raise NumericsError at the first value holding nan or inf (slower; off by default).
     """
     if not isinstance(backend, str) or backend not in BACKENDS:
         raise GraphError(f"unknown backend {backend!r}; choose one of {', '.join(BACKENDS)}")
@@ -52,8 +66,9 @@ class Function:
     backend = None
     optimize_by_default = True
 
-    def __init__(self, inputs, outputs, updates=None, optimize=None, passes=None):
+    def __init__(self, inputs, outputs, updates=None, optimize=None, passes=None, check_numerics=False):
         self.single = isinstance(outputs, Node)
+        self.check_numerics = bool(check_numerics)
         loc = user_location()
         try:
             self.outputs = [outputs] if self.single else list(outputs)
@@ -103,6 +118,7 @@ class Function:
         if self.optimize_by_default if optimize is None else optimize:
             self._optimize(passes)
         self._types = {}   # shape signature -> {node: concrete TensorType}
+        self._lock = update_lock(self.graph) if self.updates else None
 
     def _optimize(self, passes):
         """Run the pass pipeline on the outputs and update values: what the backend runs."""
@@ -148,9 +164,13 @@ class Function:
     def __call__(self, *args, **kwargs):
         feeds = self._bind(args, kwargs)
         types = self._specialize(feeds)
-        outs, new_values = self._run(feeds, types)
-        for var, value in new_values.items():
-            self.graph.store[var] = value
+        if self._lock is None:
+            outs, _ = self._run(feeds, types)
+        else:
+            with self._lock:              # read the variables, compute, assign: one call at a time
+                outs, new_values = self._run(feeds, types)
+                for var, value in new_values.items():
+                    self.graph.store[var] = value
         return outs[0] if self.single else outs
 
     def _bind(self, args, kwargs):
@@ -217,10 +237,71 @@ def schedule(roots):
     return ran
 
 
+_locks = weakref.WeakKeyDictionary()      # variable store -> the lock of calls that update it
+_locks_lock = threading.Lock()
+
+
+def update_lock(graph):
+    """The lock held by calls that update variables of graph (one per variable store)."""
+    with _locks_lock:
+        lock = _locks.get(graph.store)
+        if lock is None:
+            lock = _locks[graph.store] = threading.Lock()
+        return lock
+
+
+def op_text(node):
+    """How an error names a node's op: `log`, or for a fused node its region's ops in order,
+    `fused[multiply, log, add]` (+ the reduction it ends with)."""
+    if node.op.name != "fused":
+        return node.op.name
+    ops = [s.op.name for s in node.attrs["region"].steps]
+    if node.attrs.get("reduce"):
+        ops.append(node.attrs["reduce"][0].name)
+    return f"fused[{', '.join(ops)}]"
+
+
+def numerics_error(node, value):
+    """check_numerics: the NumericsError for node, whose value (an array) holds nan or inf."""
+    value = np.asarray(value)
+    if node.ndim == 0:
+        value = value.reshape(())             # a compiled step holds a 0-d value as 1 element
+    bad = ~np.isfinite(value)
+    counts = [f"{int(k)} {what}" for k, what in ((np.isnan(value).sum(), "nan"), (np.isinf(value).sum(), "inf"))
+              if k]
+    first = tuple(int(i) for i in np.unravel_index(int(np.flatnonzero(bad)[0]), value.shape))
+    if node.op.name == "output":                  # one value of a node with several
+        parent = node.inputs[0]
+        what = f"{op_text(parent)} (node {parent.name}, its value {node.name})"
+    elif node.op.kind == "source":
+        what = f"{'input' if node.op.name == 'placeholder' else node.op.name} {node.name}"
+    else:
+        what = f"{op_text(node)} (node {node.name})"
+    return NumericsError(f"check_numerics: {what} holds {' and '.join(counts)} of {value.size} "
+                         f"value(s), the first at index {first}" + where(node.loc))
+
+
+def negative_power_error(node, in_types):
+    """An integer to a negative integer power, on every backend (numpy raises ValueError)."""
+    args = ", ".join(f"{t.dtype}{list(t.shape)}" for t in in_types)
+    return GraphError(f"{op_text(node)}({args}) failed at call time (node {node.name}): integers to "
+                      f"negative integer powers are not allowed, as in numpy (cast the base to a float)"
+                      + where(node.loc))
+
+
 def feed_array(ph, value):
-    """Check a fed value against its placeholder; return it as an array of the right dtype."""
+    """Check a fed value against its placeholder; return it as a plain ndarray of its dtype.
+
+    Every backend converts its feeds here, so they all compute on the same array: a
+    subclass of ndarray becomes a plain ndarray (np.matrix, np.memmap), except a masked
+    array, which is refused (its mask would be dropped without a word: feed m.filled(value)
+    or m.data); a number or a list converts as numpy converts it, numpy's errors (a Python
+    int out of the dtype's range) raised as a FeedError naming the input."""
+    if isinstance(value, np.ma.MaskedArray):
+        raise FeedError(f"input {ph.name}: a masked array cannot be fed (graphc ops do not read masks); "
+                        "feed m.filled(value) or m.data" + where(ph.loc))
     if isinstance(value, np.ndarray):
-        arr = value
+        arr = value if type(value) is np.ndarray else np.asarray(value)    # a plain ndarray view
         if arr.dtype != ph.dtype:
             raise DTypeError(f"input {ph.name} expects {ph.type}, got an array of dtype {arr.dtype} "
                              f"(convert it with .astype(np.{ph.dtype}))" + where(ph.loc))
@@ -234,7 +315,12 @@ def feed_array(ph, value):
                             + where(ph.loc)) from None
         if not np.can_cast(arr.dtype, ph.dtype, "same_kind"):
             raise DTypeError(f"input {ph.name} expects {ph.type}, got {arr.dtype} data" + where(ph.loc))
-        arr = arr.astype(ph.dtype)
+        if arr.dtype != ph.dtype:
+            try:                  # from the value itself, as numpy does: a Python int must fit
+                arr = np.asarray(value, dtype=ph.dtype)
+            except (OverflowError, ValueError, TypeError) as e:
+                raise FeedError(f"input {ph.name} expects {ph.type}, cannot convert {value!r}: {e}"
+                                + where(ph.loc)) from None
     if arr.ndim != len(ph.shape) or any(d is not None and d != s for d, s in zip(ph.shape, arr.shape)):
         raise ShapeError(f"input {ph.name} expects shape {fmt_shape(ph.shape)}, got {fmt_shape(arr.shape)}"
                          + where(ph.loc))

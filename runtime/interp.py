@@ -2,11 +2,14 @@
 
 It is the oracle every other backend and every pass is tested against, so it
 stays simple: no rewriting, no buffers, values freed after their last use.
+With check_numerics, every value but the constants is checked for nan and inf
+as it is made (the feeds and variables first, as the CPU backend does).
 """
 import numpy as np
 
 from graphc.core.errors import GraphError, where
-from graphc.function import Function
+from graphc.core.types import TensorType
+from graphc.function import Function, negative_power_error, numerics_error
 
 
 class InterpFunction(Function):
@@ -31,10 +34,17 @@ class InterpFunction(Function):
         values = self.program_feeds(feeds)
         values.update(zip(self._variables, self.graph.store.host_values(self._var_slots)))
         protected = {id(a) for a in values.values()}
+        check = self.check_numerics
+        if check:
+            for n in self.nodes:
+                if n.op.kind == "source" and n.op.name != "constant":
+                    _check(n, values[n])
         with np.errstate(all="ignore"):   # inf/nan follow IEEE rules, as in the compiled backends
             for n, free in zip(self.nodes, self._free_after):
                 if n not in values:
                     values[n] = self._eval(n, values, types[n])
+                    if check and n.op.name != "constant":
+                        _check(n, values[n])
                 for x in free:
                     del values[x]
 
@@ -59,9 +69,18 @@ class InterpFunction(Function):
                 return out
             out = np.asarray(out)
         except Exception as e:  # a numpy error at run time, e.g. int ** negative int
+            if isinstance(e, ValueError) and "negative integer powers" in str(e):   # (a fused node too)
+                raise negative_power_error(n, [TensorType(a.shape, a.dtype) for a in args]) from e
             shapes = ", ".join(f"{a.dtype}{list(a.shape)}" for a in args)
             raise GraphError(f"{op}({shapes}) failed at call time: {e}{where(n.loc)}") from e
         if out.shape != ttype.shape or out.dtype != ttype.dtype:
             raise GraphError(f"internal: {op} produced {out.dtype}{list(out.shape)}, "
                              f"its type says {ttype}{where(n.loc)}")
         return out
+
+
+def _check(n, value):
+    """check_numerics: raise at a float value holding nan or inf (a tuple's parts are checked
+    as the output nodes that read them)."""
+    if isinstance(value, np.ndarray) and value.dtype.kind == "f" and not np.isfinite(value).all():
+        raise numerics_error(n, value)

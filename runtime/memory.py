@@ -66,8 +66,10 @@ def stores_nothing(n):
     return isinstance(n.type, TupleType)
 
 
-def plan_memory(nodes, outputs, updates, types, aliases):
-    """aliases(n): does n, a view op, alias its input in this backend (no memory of its own)?"""
+def plan_memory(nodes, outputs, updates, types, aliases, in_place=True):
+    """aliases(n): does n, a view op, alias its input in this backend (no memory of its own)?
+    in_place=False: every update goes through a buffer and is copied in at the end of the step
+    (a step that may stop with an error then leaves the variables as they were)."""
     plan = Plan()
     position = {n: k for k, n in enumerate(nodes)}
     readers = {n: [] for n in nodes}
@@ -112,7 +114,7 @@ def plan_memory(nodes, outputs, updates, types, aliases):
         var = value_of_update.get(n)
         if n in output_set:
             plan._target[n] = "fresh"
-        elif var is not None and _can_write_in_place(n, var, nodes, position, readers, root, outputs, updates):
+        elif var is not None and in_place and _can_write_in_place(n, var, nodes, position, readers, root, outputs, updates):
             plan._target[n] = var
             plan._in_place.add(var)
             last_use[root[n]] = -1         # lives in the variable, not in a buffer

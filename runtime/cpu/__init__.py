@@ -1,7 +1,7 @@
 """backend="cpu": the optimized graph as one generated Numba module per shape signature.
 
   function.py  CpuFunction: call, compile per shape signature, run the step
-  codegen.py   the module's text: kernels and the step that calls them
+  codegen.py   the module: kernels and the step that calls them (render.py lays out its text)
   emit.py      the lowering context and the table of lowerings; loops.py, lower_*.py fill it
   layout.py    Numba array layouts, and which views Numba can make (for the memory plan)
   target.py    the CPU Target: math function names, the module header

@@ -136,10 +136,16 @@ class Ctx:
     def __init__(self, mod, names, types, plan, layout, nodes):
         self.mod, self.names, self.types, self.plan, self.layout = mod, names, types, plan, layout
         self.t = CPU
+        self.checked = []          # nodes whose kernel may raise: the k-th raises "graphc check k: ..."
         self.users = {n: [] for n in nodes}
         for n in nodes:
             for i in n.inputs:
                 self.users[i].append(n)
+
+    def raises(self, node, what):
+        """The message of an error node's kernel raises (the runtime reads k back, names the node)."""
+        self.checked.append(node)
+        return f"graphc check {len(self.checked) - 1}: {what}"
 
     def dest(self, n):
         """Where n's result is written: a fresh array, a buffer, or a variable (in place)."""

@@ -5,14 +5,31 @@ broadcasting is static: an input of size 1 along an axis is indexed with 0
 there, so the loop reads it in place. Reductions run their elementwise
 prologue inside the reduction loop. Each op's scalar expression comes from
 the op itself (`Op.scalar`, `Reduce.combine`), written for the CPU target.
+
+Integers wrap around as in numpy, in one place (`Body.lines`, `_accumulate`): numpy
+computes an int32 or int64 result modulo 2**32 or 2**64, while Numba computes
+int32 arithmetic in int64 and marks int64 arithmetic as never overflowing (LLVM's
+`nsw`), so that `(x + x) > 0` may be folded to `x > 0`. So every integer step's
+result is narrowed to its dtype, and the ops that can overflow (MODULAR) compute
+in uint64, whose arithmetic LLVM must wrap, then convert back.
+
+An integer to a negative integer power is an error in numpy: a kernel with such a
+step counts the negative exponents in its loop (a reduction, so a parallel loop
+stays parallel) and raises after it; the runtime turns that into the GraphError
+the interpreter raises, naming the node (function.py). Float powers, and integer
+powers by a constant >= 0, get no check.
 """
 import numpy as np
 
 from graphc.core.region import Param, Region, Step
-from graphc.core.types import TupleType
+from graphc.core.types import INTS, TupleType
 from graphc.runtime.memory import kshape
 
 from .emit import CONTRACT, LOWER, PARALLEL_MIN, axes_name, index, loops, ops_name
+
+# ops whose integer result can overflow: computed in uint64 (wrapping), then converted back
+MODULAR = {"add", "subtract", "multiply", "negative", "square", "power"}
+UINT = np.dtype("uint64")
 
 
 def lower(n, ctx):
@@ -31,11 +48,14 @@ def single_step(n):
     return Step(n.op, tuple(sorted(n.attrs.items())), tuple(Param(k) for k in range(len(n.inputs))))
 
 class Body:
-    """The scalar statements of a loop body: loads of inputs, then one line per body op."""
+    """The scalar statements of a loop body: loads of inputs, then one line per body op.
 
-    def __init__(self, ctx, inputs, steps, in_types):
+    node: the node the loop computes (named by the error a check in the loop raises)."""
+
+    def __init__(self, ctx, inputs, steps, in_types, node=None):
         self.ctx, self.inputs, self.body = ctx, inputs, steps
-        self.in_types = in_types
+        self.in_types, self.node = in_types, node
+        self.check = None           # the message of the error the loop may raise (a negative power)
         self.inner_types = Region(len(inputs), tuple(steps), ()).types(tuple(in_types))
         self.params, self.arg_exprs, self.arg_nodes, self.operand = [], [], [], {}
         for k, x in enumerate(inputs):
@@ -78,12 +98,47 @@ class Body:
                     args.append(f"v{k}")
                     ins.append(self.inner_types[k].dtype)
                     consts.append(None)
-            expr = step.op.scalar(self.ctx.t, args, ins, self.inner_types[j].dtype, consts, **step.kwargs)
-            out.append(pad + f"v{j} = {expr}")
+            dtype = self.inner_types[j].dtype
+            if int_power_checked(step, dtype, ins, self.inputs):
+                out.append(pad + f"bad += {args[1]} < 0  # int ** negative int: an error in numpy")
+                self.check = self.check or self.ctx.raises(self.node, "power")
+            out.append(pad + f"v{j} = {step_expr(self.ctx.t, step, args, ins, dtype, consts)}")
         return out
+
+    def opening(self):
+        """Lines before the loop nest (the count of negative exponents)."""
+        return ["    bad = 0"] if self.check else []
+
+    def closing(self):
+        """Lines after the loop nest: raise if a check failed (the runtime names the node)."""
+        return ["    if bad:", f"        raise ValueError({self.check!r})"] if self.check else []
 
     def result(self, j):
         return f"v{j}" if self.body else (self.operand.get(0) or self.operand[("load", 0)])
+
+
+def int_power_checked(step, dtype, ins, inputs):
+    """Is step an integer power whose exponent may be negative (a check in the loop)?
+    dtype: its result's; ins: its operands' dtypes; inputs: the nodes its Param operands
+    stand for (a constant exponent is known)."""
+    if step.op.name != "power" or dtype not in INTS or ins[1] not in INTS:
+        return False
+    e = step.operands[1]
+    return not (isinstance(e, Param) and inputs[e.index].op.name == "constant"
+                and bool(np.all(inputs[e.index].attrs["value"] >= 0)))
+
+
+def step_expr(t, step, args, ins, dtype, consts):
+    """One step's expression; an integer result wraps around to its dtype as in numpy."""
+    if dtype.kind not in "iu":
+        return step.op.scalar(t, args, ins, dtype, consts, **step.kwargs)
+    if step.op.name in MODULAR:
+        uargs = [f"np.uint64({a})" for a in args]
+        expr = step.op.scalar(t, uargs, [UINT] * len(args), UINT, consts, **step.kwargs)
+        return f"np.{dtype.name}({expr})"
+    expr = step.op.scalar(t, args, ins, dtype, consts, **step.kwargs)
+    # Numba computes some int32 results in int64 (abs); int64 ones are int64 already
+    return expr if step.op.name == "cast" or dtype == np.int64 else f"np.{dtype.name}({expr})"
 
 
 def _elementwise(n, ctx):
@@ -100,7 +155,7 @@ def _elementwise(n, ctx):
     else:
         users, dests = [n], [ctx.dest(n)]
     domain_shape = kshape((ctx.types[n].types[0] if isinstance(ctx.types[n], TupleType) else ctx.types[n]).shape)
-    b = Body(ctx, n.inputs, body, [ctx.types[x] for x in n.inputs])
+    b = Body(ctx, n.inputs, body, [ctx.types[x] for x in n.inputs], node=n)
     size = int(np.prod(domain_shape))
     parallel = ctx.mod.parallel and size >= PARALLEL_MIN
     flat = len(domain_shape) > 1 and all(
@@ -124,6 +179,7 @@ def _elementwise(n, ctx):
     out_idx = ", ".join(idx)
     for k, j in enumerate(outs):
         lines.append(pad + f"{'o' if flat else 'out'}{k}[{out_idx}] = v{j}")
+    lines = b.opening() + lines + b.closing()
     name = ctx.mod.kernel(f"fused_{ops_name(body)}" if n.op.name == "fused" else n.op.name,
                           b.params + outs_params, lines, fastmath=CONTRACT, parallel=parallel)
     ctx.mod.call(name, b.arg_exprs + dests, [x.name for x in b.arg_nodes] + [f"-> {u.name}" for u in users])
@@ -141,7 +197,7 @@ def _reduction(n, ctx):
         op, axes, keepdims = n.op, n.attrs["axis"], n.attrs["keepdims"]
     t = ctx.t
     dest = ctx.dest(n)
-    b = Body(ctx, n.inputs, body, [ctx.types[x] for x in n.inputs])
+    b = Body(ctx, n.inputs, body, [ctx.types[x] for x in n.inputs], node=n)
     src_dtype = b.inner_types[outs[0]].dtype if body else ctx.types[n.inputs[0]].dtype
     domain_shape = kshape(ctx.types[n.inputs[0]].shape if not body else b.inner_types[outs[0]].shape)
     dtype = ctx.types[n].dtype
@@ -179,7 +235,7 @@ def _reduction(n, ctx):
             lines.append(ipad + f"row[{flat}] = {v()}")
             lines.append(pad + f"acc = {row_fn}(row, {init})")
         else:
-            lines.append(ipad + f"acc = {op.combine(t, 'acc', v(), dtype)}")
+            lines.append(ipad + f"acc = {_accumulate(t, op, 'acc', v(), dtype)}")
         if op.name == "mean":
             lines.append(pad + f"acc = acc / {t.cast(count, np.dtype('int64'), dtype)}")
         oidx = _out_index(nd, kept, axes, keepdims)
@@ -191,10 +247,11 @@ def _reduction(n, ctx):
         pad = "    " * depth
         lines += b.lines(tuple(domain_shape), idx, pad)
         oidx = _out_index(nd, kept, axes, keepdims)
-        lines.append(pad + f"out[{oidx}] = {op.combine(t, f'out[{oidx}]', v(), dtype)}")
+        lines.append(pad + f"out[{oidx}] = {_accumulate(t, op, f'out[{oidx}]', v(), dtype)}")
         if op.name == "mean":
             lines += ["    flat = out.reshape(out.size)", "    for k in range(out.size):",
                       f"        flat[k] = flat[k] / {t.cast(count, np.dtype('int64'), dtype)}"]
+    lines = b.opening() + lines + b.closing()
     shape_src = b.arg_exprs[0] if not body else None
     params = b.params + ["out", "a_shape"]
     # sum_rows, max_all, mean_cols_of_sub_mul: the reduction, its axes, then the fused prologue
@@ -204,6 +261,13 @@ def _reduction(n, ctx):
     ctx.mod.call(name, b.arg_exprs + [dest, shape_expr],
                  [x.name for x in b.arg_nodes] + [f"-> {n.name}", "the shape looped over"])
     return dest
+
+
+def _accumulate(t, op, acc, v, dtype):
+    """The accumulator after taking in v; an integer sum or product wraps as in numpy."""
+    if dtype.kind in "iu" and op.name in ("sum", "prod"):
+        return f"np.{dtype.name}({op.combine(t, f'np.uint64({acc})', f'np.uint64({v})', UINT)})"
+    return op.combine(t, acc, v, dtype)
 
 
 def _out_index(nd, kept, axes, keepdims):

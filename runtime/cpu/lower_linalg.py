@@ -23,7 +23,7 @@ def _matmul(n, ctx):
     nbatch = int(np.prod(batch)) if batch else 1
     notes = [a.name, b.name, f"-> {n.name}"]
     if to.dtype.kind != "f":
-        name = _int_matmul_kernel(ctx)
+        name = _int_matmul_kernel(ctx, to.dtype)
         A, B = _batched(A, ta, batch, m, k, ctx), _batched(B, tb, batch, k, nn, ctx)
         ctx.mod.call(name, [A, B, f"{dest}.reshape({nbatch}, {m}, {nn})"], notes)
     elif tb.ndim <= 2 and ta.ndim >= 2:
@@ -57,10 +57,13 @@ def _batched(expr, t, batch, rows, cols, ctx):
            f"{full})).reshape({nb}, {rows}, {cols})"
 
 
-def _int_matmul_kernel(ctx):
+def _int_matmul_kernel(ctx, dtype):
+    """Integers wrap around as in numpy: the sum of products is computed in uint64 (whose
+    overflow LLVM must wrap, see loops.py) and narrowed to the result's dtype."""
     lines = ["    nb, m, n = out.shape", "    k = a.shape[2]",
              "    for t in range(nb):", "        for i in range(m):", "            for j in range(n):",
-             "                acc = 0",
-             "                for p in range(k):", "                    acc += a[t, i, p] * b[t, p, j]",
-             "                out[t, i, j] = acc"]
+             "                acc = np.uint64(0)",
+             "                for p in range(k):",
+             "                    acc += np.uint64(a[t, i, p]) * np.uint64(b[t, p, j])",
+             "                out[t, i, j] = " + ("acc != 0" if dtype.kind == "b" else f"np.{dtype.name}(acc)")]
     return ctx.mod.kernel("matmul_int", ["a", "b", "out"], lines)

@@ -34,6 +34,14 @@ def _getitem(n, ctx):
     key = index_key(n.attrs["index"])
     text = ", ".join(fmt_key(k) for k in key)
     x = ctx.value(n.inputs[0])
+    if ctx.types[n.inputs[0]].ndim == 0:
+        # a 0-d value is a 1-element array in the step, so numpy's key (only None and ...
+        # index a 0-d array) does not apply: x[None] is the same element in another shape
+        if ctx.plan.target(n) is None:
+            return f"{x}.reshape({kshape(ctx.types[n].shape)})"
+        dest = ctx.dest(n)
+        ctx.mod.emit(f"{dest}[0] = {x}[0]")
+        return dest
     if ctx.plan.target(n) is None:
         return f"{x}[{text}]"
     dest = ctx.dest(n)                           # every index an int: one element
