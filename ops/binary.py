@@ -199,7 +199,7 @@ class Maximum(Binary):
     def scalar(self, t, args, ins, out, consts, **attrs):
         a, b = (t.cast(x, d, out) for x, d in zip(args, ins))
         if out.kind == "f":                     # nan wins, as in numpy
-            return f"({a} if ({a} >= {b} or {a} != {a}) else {b})"
+            return f"({a} if ({a} > {b} or {a} != {a}) else {b})"   # a tie (-0.0, 0.0) gives b, as numpy
         return f"max({a}, {b})"
 
 
@@ -220,7 +220,7 @@ class Minimum(Binary):
     def scalar(self, t, args, ins, out, consts, **attrs):
         a, b = (t.cast(x, d, out) for x, d in zip(args, ins))
         if out.kind == "f":
-            return f"({a} if ({a} <= {b} or {a} != {a}) else {b})"
+            return f"({a} if ({a} < {b} or {a} != {a}) else {b})"   # a tie gives b, as numpy
         return f"min({a}, {b})"
 
 
