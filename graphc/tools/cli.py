@@ -4,8 +4,11 @@
     graphc passes [W3] [--dot DIR]
                                 what the default pass pipeline does to a workload graph
     graphc bench [W1 ...]       the benchmark (see graphc/tools/bench.py)
+    graphc fuzz [--minutes N] [--seed S] [--replay SEED]
+                                the differential fuzzer (see graphc/tools/fuzz.py)
 """
 import argparse
+import sys
 
 
 def main(argv=None):
@@ -17,17 +20,23 @@ def main(argv=None):
     passes.add_argument("workload", nargs="?", default="W3", help="W1, W2, W3 or W4 (default W3)")
     passes.add_argument("--dot", metavar="DIR", help="write NN_<pass>.before/.after.dot files here")
     sub.add_parser("bench", help="time the workloads against numpy and the peers", add_help=False)
+    sub.add_parser("fuzz", help="random graphs: the CPU backend against the interpreter", add_help=False)
     if argv is None:
-        import sys
         argv = sys.argv[1:]
     if argv[:1] == ["bench"]:
         from .bench import main as bench_main
         return bench_main(argv[1:])
+    if argv[:1] == ["fuzz"]:             # its own options (graphc/tools/fuzz.py); exit code 1 on a failure
+        from .fuzz import main as fuzz_main
+        return fuzz_main(argv[1:])
     args = parser.parse_args(argv)
     if args.command == "demo":
         from .demo import run
         run(args.out)
     elif args.command == "passes":
+        from graphc.tools.workloads import WORKLOADS
+        if args.workload not in WORKLOADS:
+            parser.error(f"unknown workload {args.workload!r}; choose one of {', '.join(WORKLOADS)}")
         report_passes(args.workload, args.dot)
 
 
@@ -54,4 +63,4 @@ def report_passes(name, dot_dir=None):
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())
