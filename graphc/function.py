@@ -297,6 +297,9 @@ def feed_array(ph, value):
     array, which is refused (its mask would be dropped without a word: feed m.filled(value)
     or m.data); a number or a list converts as numpy converts it, numpy's errors (a Python
     int out of the dtype's range) raised as a FeedError naming the input."""
+    if isinstance(value, dict):      # TensorFlow 1's feed_dict habit: f({x: arr})
+        raise FeedError(f"input {ph.name}: got a dict; pass the arrays themselves, in the order of the "
+                        f"function's inputs or by name: f(arr) or f({ph.name}=arr)" + where(ph.loc))
     if isinstance(value, np.ma.MaskedArray):
         raise FeedError(f"input {ph.name}: a masked array cannot be fed (graphc ops do not read masks); "
                         "feed m.filled(value) or m.data" + where(ph.loc))

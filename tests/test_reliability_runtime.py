@@ -425,3 +425,13 @@ def test_two_processes_compiling_one_graph_at_once_leave_a_consistent_cache(tmp_
     assert not third["file_written"] and third["misses"] == 0 and third["hits"] > 0
     assert third["value"] in values
     assert not [p for p in os.listdir(tmp_path) if p.startswith(".tmp_")]
+
+
+@pytest.mark.parametrize("backend", ["interp", "cpu"])
+def test_a_feed_dict_says_how_to_feed(backend):
+    """TensorFlow 1's habit, f({x: arr}), gets told to pass the array itself."""
+    with gc.Graph():
+        x = gc.placeholder((2,), name="x")
+        f = gc.function([x], x * 2, backend=backend)
+    with pytest.raises(gc.FeedError, match=r"got a dict; .*f\(x=arr\)"):
+        f({x: np.ones(2, np.float32)})
