@@ -224,10 +224,13 @@ class Split(Op):
         return tuple(np.ascontiguousarray(x[key + (slice(a, b),)]) for a, b in bounds)
 
     def grad(self, node, gs):
-        x = node.inputs[0]
-        parts = [g if g is not None else broadcast_to(as_node(0, like=x), t.shape)
-                 for g, t in zip(gs, node.type.types)]
-        return [concatenate(parts, axis=node.attrs["axis"])]
+        x, axis = node.inputs[0], node.attrs["axis"]
+        parts = []
+        for g, (start, stop) in zip(gs, node.attrs["bounds"]):
+            if g is None:         # an unused piece: zeros shaped like it (a size may be None)
+                g = broadcast_like(as_node(0, like=x), getitem(x, (slice(None),) * axis + (slice(start, stop),)))
+            parts.append(g)
+        return [concatenate(parts, axis=axis)]
 
 
 def split(x, indices_or_sections, axis=0, name=None):

@@ -188,6 +188,9 @@ class ArgReduce(Reduce):
     needs_elements = True
     no_grad = True
 
+    def simplify(self, n, x):
+        return None     # over size-1 axes the answer is 0, not x (Reduce's rule is for values)
+
     def infer(self, types, axis, keepdims=False):
         (t,) = types
         if len(axis) > 1 and len(axis) != t.ndim:

@@ -5,6 +5,7 @@ from dataclasses import replace
 import numpy as np
 
 from graphc.core.graph import ancestors
+from graphc.core.types import TupleType
 from graphc.ops.base import constant_node, fill_value
 from graphc.ops.broadcast import broadcast_to
 
@@ -28,6 +29,8 @@ def constant_fold(roots, limit=FOLD_LIMIT):
                 return broadcast_to(constant_node(np.asarray(v, n.dtype), graph=n.graph), n.shape)
         if n.op.kind in ("source", "fused") or not all(x.op.name == "constant" for x in ins):
             return None
+        if isinstance(n.type, TupleType):
+            return None          # several outputs (split): its output nodes are not constants of their own
         if n.type.size is None or n.type.size > limit:
             return None
         if n.type.size > max(x.type.size for x in ins):

@@ -238,3 +238,28 @@ def test_outputs_of_a_multi_output_node_are_scheduled_right_after_it(backend):
     out = f(v)
     np.testing.assert_allclose(out[0], v[:2] * np.exp(3 * v)[1:3] * 2 + v[2:], rtol=1e-6)
     np.testing.assert_allclose(out[1], np.tanh(v[2:]), rtol=1e-6)
+
+
+def test_split_of_a_constant_and_with_a_none_axis():
+    """Found by `graphc fuzz`: folding a split of a constant crashed; the gradient through a
+    split of a tensor with a None axis, one piece unused, asked for a broadcast to None."""
+    with gc.Graph():
+        a, b = gc.split(gc.constant(np.arange(4.0)), 2)
+        f = gc.function([], [a * 2, b], backend="interp", optimize=True)
+        np.testing.assert_array_equal(f()[0], [0, 2])
+        x = gc.placeholder((None, 4), gc.float64)
+        first, _ = gc.split(x, 2, axis=1)
+        (gx,) = gc.grad(gc.sum(first * first), [x])
+        v = np.arange(8.0).reshape(2, 4)
+        np.testing.assert_array_equal(gc.function([x], gx)(v), np.concatenate([2 * v[:, :2], 0 * v[:, 2:]], 1))
+
+
+@pytest.mark.parametrize("backend", ["interp", "cpu"])
+def test_argmax_over_size_one_axes_is_zero(backend):
+    """Found by `graphc fuzz`: the size-1 reduction rule turned argmax(int64 x, axis=1) into x."""
+    with gc.Graph():
+        x = gc.placeholder((3, 1), gc.int64)
+        f = gc.function([x], [gc.argmax(x, axis=1, keepdims=True), gc.argmin(x, axis=1)], backend=backend)
+    out = f(np.array([[5], [7], [9]]))
+    np.testing.assert_array_equal(out[0], [[0], [0], [0]])
+    np.testing.assert_array_equal(out[1], [0, 0, 0])
