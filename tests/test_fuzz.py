@@ -137,7 +137,7 @@ def _corrupt(seed_to_break, how):
         if how == "raise" and any(p.seed == seed_to_break for p in progs):
             raise RuntimeError("a broken kernel")
         results = real(progs, name)
-        for p, (calls, _) in zip(progs, results):
+        for p, (calls, *_) in zip(progs, results):
             if p.seed == seed_to_break and how == "value":
                 calls[0][0] = np.asarray(calls[0][0]).copy()
                 flat = calls[0][0].reshape(-1)

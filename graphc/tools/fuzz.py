@@ -177,7 +177,7 @@ def replay(seed, backend="cpu", avoid=(), out=None):
                 print(f"# {name} raises {type(e).__name__}: {e}", file=out)
                 continue
             calls, variables = (([[res.calls[c][o] for o in prog.outputs] for c in (0, 1)], res.variables)
-                                if name == "interp" else res)
+                                if name == "interp" else res[:2])
             for c in (0, 1):
                 print(f"# {name} call {c + 1}: " + "; ".join(
                     f"{o} = {fmt_array(np.asarray(v))}" for o, v in zip(prog.outputs, calls[c])), file=out)

@@ -30,7 +30,7 @@ def target(prog, outcome):
     if outcome.where == "grad" and m:
         return [m[1]], []
     if outcome.where.startswith("update of "):
-        return [], [outcome.where.split()[-1]]
+        return [], [outcome.where.split()[2]]
     name = outcome.where.split(" (")[0]
     if name in prog.step_of():
         return [name], []

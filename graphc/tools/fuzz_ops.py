@@ -80,6 +80,8 @@ def binary(g):
         if not g.accepts(op, xt.dtype, yt.dtype) or (op == "power" and not _power_ok(g, xt.dtype, yt.dtype)):
             return
     a, b = (V(x), V(y)) if g.r.random() < 0.5 else (V(y), V(x))
+    if op == "power" and "neg_literal_pow" in g.avoid and not g.from_inputs(a.name):
+        return                                  # a constant base becomes a literal
     _binary_call(g, op, a, b)
 
 
