@@ -50,6 +50,7 @@ KNOWN_DEFECTS = {
                          "'size')",
     "neg_literal_pow": "cpu: a negative scalar base of ** is written -2.0 ** x, which Python reads -(2.0 ** x)",
     "grad_split_none": "gc.grad through split of a tensor with a None axis, a piece unused: broadcast_to(None)",
+    "sign_neg_zero": "cpu: sign(-0.0) is -0.0 (numpy, the interpreter: 0.0)",
 }
 
 DTYPES = [np.dtype(d) for d in ("float32", "float64", "int32", "int64", "bool")]

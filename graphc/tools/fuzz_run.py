@@ -18,12 +18,13 @@ from dataclasses import dataclass, field
 import numpy as np
 
 import graphc as gc
+from graphc.core.graph import ancestors
 from graphc.core.types import TensorType
 
 from .fuzz_check import (DOCUMENTED_GRAD_LIMITS, SIGN_LOOSE, check_gradient, differ, float_dtypes, tolerance,
                          unstable, upstream_scale)
 from .fuzz_gen import generate
-from .fuzz_ir import V, build, feeds, prune
+from .fuzz_ir import V, build, feeds
 
 
 @dataclass
@@ -52,8 +53,12 @@ def _err(e):
 
 
 def _tensor_names(prog, env):
-    """The results the outputs and updates need (only those: a dead step must not run), tensors only."""
-    return [o for s in prune(prog, prog.outputs).steps for o in s.outs if isinstance(env[o].type, TensorType)]
+    """The results the outputs and updates need (only those: a dead step must not run; and as the
+    graph has them: gc.size of a known shape is a constant that reads nothing), tensors only."""
+    roots = [env[o] for o in prog.outputs] + [env[n] for u in prog.updates for n in u]
+    needed = {id(n) for n in ancestors(roots)}
+    return [o for s in prog.steps for o in s.outs
+            if id(env[o]) in needed and isinstance(env[o].type, TensorType)]
 
 
 def run_interp(prog):
@@ -149,13 +154,15 @@ def guess_known(prog, outcome):
         return "split_of_constant"
     if "must hold ints, got (" in d and "None" in d and "split" in ops:
         return "grad_split_none"
+    if outcome.kind == "crash" and re.search(r"KeyError: <Node \S+: variable", d):
+        return "unread_var_update"
     if "negative integer powers" in d or (ints and any(kinds(p) in ("ii", "i") for p in powers)):
         return "int_pow_neg"
     if "expects shape ()" in d or any(s.fn == "placeholder" and s.args[0] == () for s in prog.steps) and \
             outcome.kind == "crash" and "shape" in d:
         return "zero_d_feed"
     if d.startswith("sign of zero"):
-        return "neg_zero"
+        return "sign_neg_zero" if "sign" in ops else "neg_zero"
     if where.startswith("update of") and where.split()[2] not in {n for s in prog.steps for n in refs(s.args)}:
         return "unread_var_update"
     if {"softmax", "log_softmax"} & set(ops) and ("size 0" in d or 0 in prog.sizes):
