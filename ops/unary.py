@@ -59,8 +59,9 @@ class Sign(Unary):
     no_grad = True
 
     def scalar(self, t, args, ins, out, consts, **attrs):
-        a, one = args[0], t.lit(1, out)
-        return f"({one} if {a} > 0 else (-{one} if {a} < 0 else {a}))"   # nan stays nan
+        a, one, zero = args[0], t.lit(1, out), t.lit(0, out)
+        # numpy: sign(-0.0) is +0.0, and nan stays nan (only nan fails all three tests)
+        return f"({one} if {a} > 0 else (-{one} if {a} < 0 else ({zero} if {a} == 0 else {a})))"
 
 
 @register

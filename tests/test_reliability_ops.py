@@ -313,3 +313,24 @@ def test_numerics_error_is_a_graph_error_and_a_floating_point_error():
     assert issubclass(gc.NumericsError, gc.GraphError) and issubclass(gc.NumericsError, FloatingPointError)
     from graphc.core.errors import NumericsError
     assert NumericsError is gc.NumericsError
+
+
+# ------------------------------------------------------------ fuzzer finds in cpu scalar templates
+def test_sign_of_negative_zero_is_positive_zero_on_cpu():
+    """numpy: sign(-0.0) is +0.0; the cpu template returned its argument (-0.0) for zeros."""
+    x = gc.placeholder((4,), gc.float32, name="x")
+    arr = np.array([-0.0, 0.0, -2.0, np.nan], np.float32)
+    want = np.sign(arr)
+    for backend in ("interp", "cpu"):
+        got = gc.function([x], [gc.sign(x)], backend=backend)(arr)[0]
+        assert same_bits(got, want), (backend, got)
+
+
+def test_negative_literal_base_of_power_on_cpu():
+    """(-2.0) ** x: Python reads the emitted -2.0 ** x as -(2.0 ** x)."""
+    x = gc.placeholder((3,), gc.float64, name="x")
+    arr = np.array([2.0, -4.0, 0.5], np.float64)
+    with np.errstate(all="ignore"):
+        want = np.float64(-2.0) ** arr
+        got = gc.function([x], [gc.constant(-2.0) ** x], backend="cpu")(arr)[0]
+    np.testing.assert_array_equal(got, want)
