@@ -106,6 +106,7 @@ class Function:
         roots = self.outputs + list(updates) + list(updates.values()) + self.inputs
         self.program_graph, memo = self.graph.scratch_copy(roots)
         self.origin = {new: old for old, new in memo.items()}
+        self.output_names = [o.name for o in self.outputs]
         self.outputs = [memo[o] for o in self.outputs]
         self.updates = {memo[v]: memo[x] for v, x in updates.items()}
         self._placeholders = [memo[x] for x in self.inputs]   # the program's copies of the inputs
@@ -161,9 +162,10 @@ class Function:
 
     # ------------------------------------------------------------ calling
 
-    def __call__(self, *args, **kwargs):
+    def __call__(self, *args, out=None, **kwargs):
         feeds = self._bind(args, kwargs)
         types = self._specialize(feeds)
+        given = None if out is None else self._check_out(out, types, list(feeds.values()))
         if self._lock is None:
             outs, _ = self._run(feeds, types)
         else:
@@ -171,7 +173,38 @@ class Function:
                 outs, new_values = self._run(feeds, types)
                 for var, value in new_values.items():
                     self.graph.store[var] = value
+        if given is not None:
+            for g, o in zip(given, outs):
+                if g is not None:
+                    np.copyto(g, o)
+            outs = [o if g is None else g for g, o in zip(given, outs)]
         return outs[0] if self.single else outs
+
+    def _check_out(self, out, types, feeds):
+        """out=: the caller's arrays for the outputs, so that a call allocates none (an array,
+        or a list with one per output, None where a new array is wanted). Each must be a
+        writable, C-contiguous ndarray of the output's dtype and this call's shape that shares
+        memory with no feed, variable or other out array. Returns one entry per output."""
+        given = [out] if self.single and not isinstance(out, (list, tuple)) else list(out)
+        if len(given) != len(self.outputs):
+            raise ArgumentError(f"out=: {len(given)} array(s) for {len(self.outputs)} output(s)")
+        variables = [self.graph.store[n] for n in self.nodes if n.op.name == "variable"]
+        for k, (o, g) in enumerate(zip(self.outputs, given)):
+            if g is None:
+                continue
+            name, t = self.output_names[k], types.get(o, o.type)
+            if type(g) is not np.ndarray:
+                raise ArgumentError(f"out= for output {name}: expects a numpy array, got {type(g).__name__}")
+            if g.dtype != t.dtype or g.shape != t.shape:
+                raise ArgumentError(f"out= for output {name}: expects {t.dtype} {fmt_shape(t.shape)} in this "
+                                    f"call, got {g.dtype} {fmt_shape(g.shape)}")
+            if not (g.flags.c_contiguous and g.flags.writeable):
+                raise ArgumentError(f"out= for output {name}: must be writable and C-contiguous")
+            others = feeds + variables + [h for j, h in enumerate(given) if j != k and h is not None]
+            if any(np.may_share_memory(g, h) for h in others):
+                raise ArgumentError(f"out= for output {name}: shares memory with a feed, a variable or "
+                                    "another out array (the call would overwrite what it reads)")
+        return given
 
     def _bind(self, args, kwargs):
         names = [x.name for x in self.inputs]

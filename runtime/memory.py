@@ -9,7 +9,10 @@
   later node reads the old value); otherwise into a buffer, copied at the end.
 - Every other value gets a buffer, allocated once per shape signature and
   reused across calls. A buffer is handed to a later value of the same shape
-  and dtype once the last reader of the earlier one has run (liveness).
+  and dtype once the last reader of the earlier one has run (liveness). "The same
+  shape" means the same here and as the graph was built ((None, 6) is not (6, 6),
+  even when 6 rows are fed): which buffer a value gets then does not depend on the
+  sizes fed for None dimensions, so one generated step serves every batch size.
 
 Which values are views is the backend's call (`aliases`): the CPU backend
 knows which Numba layouts it can view (runtime/cpu/layout.py). A node with
@@ -32,8 +35,9 @@ def kshape(shape):
 @dataclass
 class Buffer:
     name: str
-    shape: tuple
+    shape: tuple             # this shape signature's
     dtype: np.dtype
+    family_shape: tuple = None   # as the graph was built (None: a dimension fed at call time)
 
 
 class Plan:
@@ -119,12 +123,12 @@ def plan_memory(nodes, outputs, updates, types, aliases, in_place=True):
             plan._in_place.add(var)
             last_use[root[n]] = -1         # lives in the variable, not in a buffer
         else:
-            key = (kshape(types[n].shape), types[n].dtype)
+            key = _pool_key(n, types)
             pool = free.get(key)
             if pool:
                 plan._target[n] = pool.pop()
             else:
-                buf = Buffer(f"buf{len(plan.buffers)}", *key)
+                buf = Buffer(f"buf{len(plan.buffers)}", key[0], key[1], kshape(n.type.shape))
                 plan.buffers.append(buf)
                 plan._target[n] = buf.name
         # release the buffers whose last reader is n (in input order, never a set's order:
@@ -133,11 +137,16 @@ def plan_memory(nodes, outputs, updates, types, aliases, in_place=True):
             r = root[i]
             if last_use.get(r) == position[n] and isinstance(plan._target.get(r), str) \
                     and plan._target[r].startswith("buf"):
-                free.setdefault((kshape(types[r].shape), types[r].dtype), []).append(plan._target[r])
+                free.setdefault(_pool_key(r, types), []).append(plan._target[r])
     for o in outputs:
         if plan._target.get(root[o]) != "fresh" or root[o] is not o or outputs.count(o) > 1:
             plan._needs_copy.add(o)
     return plan
+
+
+def _pool_key(n, types):
+    """Values with equal keys may share a buffer: the shape and dtype, and the shape as built."""
+    return kshape(types[n].shape), types[n].dtype, tuple(n.type.shape)
 
 
 def _can_write_in_place(n, var, nodes, position, readers, root, outputs, updates):

@@ -164,14 +164,24 @@ def test_the_kernel_map_needs_a_call_first():
 
 
 def test_the_kernel_cache_keeps_no_locations(compiled):
-    """The cache's copy of the module has the same lines without the users' file:line, so
-    moving a graph in its script does not recompile it."""
+    """What runs -- each kernel in a module of its own, the step in one importing them -- has
+    no users' file:line, so moving a graph in its script does not recompile it; its step has
+    the lines of the step shown, without them, and it imports every kernel shown."""
     fn = compiled["elementwise_chain"][0]
     (c,) = fn._compiled.values()
-    cached, shown = c.program.cache_source.split("\n"), fn.source.split("\n")
-    assert len(cached) == len(shown) and "test_codegen_golden.py:" in fn.source
-    assert "test_codegen_golden.py:" not in c.program.cache_source
-    assert all(s.startswith(k) for k, s in zip(cached, shown))
+    assert "test_codegen_golden.py:" in fn.source
+    for text in [c.program.cache_source] + c.program.kernel_sources:
+        assert "test_codegen_golden.py:" not in text
+
+    def step_part(text):
+        lines = text.split("\n")
+        return lines[next(k for k, line in enumerate(lines) if line.startswith("def step")):]
+    cached, shown = step_part(c.program.cache_source), step_part(fn.source)
+    assert len(cached) == len(shown) and all(s.startswith(k) for k, s in zip(cached, shown))
+    kernels = re.findall(r"^def (\w+)\(", fn.source, re.M)[:-1]
+    imported = re.findall(r"^from graphc_kernels_\w+ import (\w+)(?: as (\w+))?$", c.program.cache_source, re.M)
+    assert sorted(alias or name for name, alias in imported) == sorted(kernels)
+    assert len(c.program.kernel_sources) == len(kernels)
 
 
 def test_the_readme_shows_a_trimmed_copy_of_a_golden_module():

@@ -71,6 +71,16 @@ def module_key(source):
     return hashlib.sha256((_versions() + "\n" + source).encode()).hexdigest()[:32]
 
 
+def module_name(source):
+    """The name the module of `source` is imported under (one module object per process)."""
+    return f"graphc_kernels_{module_key(source)}"
+
+
+def loaded(source):
+    """Has this process imported the module of `source` already (its kernels compiled)?"""
+    return module_name(source) in sys.modules
+
+
 def _digest(body):
     return hashlib.sha256(body.encode()).hexdigest()
 
@@ -80,7 +90,7 @@ def load(source):
 
     Returns (module, path, wrote): wrote is True when the file had to be (re)written."""
     key = module_key(source)
-    name = f"graphc_kernels_{key}"
+    name = module_name(source)
     with _lock:
         try:
             path, wrote = _write(cache_dir(), key, source)
@@ -95,7 +105,7 @@ def load(source):
 def reload(source):
     """Import the module again (new Numba dispatchers), e.g. after its Numba cache was discarded."""
     with _lock:
-        sys.modules.pop(f"graphc_kernels_{module_key(source)}", None)
+        sys.modules.pop(module_name(source), None)
         return load(source)
 
 

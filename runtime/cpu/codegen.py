@@ -38,14 +38,15 @@ import numpy as np
 
 from graphc.core.region import Ref
 from graphc.core.types import TupleType
-from graphc.runtime.memory import plan_memory
+from graphc.runtime.memory import Buffer, kshape, plan_memory
 
 from . import lower_linalg, lower_multi, lower_nn, lower_shape  # noqa: F401  (they fill the table of lowerings)
 from .emit import Ctx, Module, ident, short
 from .layout import aliases_in, layouts
 from .loops import int_power_checked, lower, single_step
 from .lower_shape import copy_into
-from .render import node_map, render
+from .cache import module_name
+from .render import kernel_module, node_map, render
 
 
 # A step of up to this many statements is itself Numba-compiled: one call into Numba per call
@@ -68,13 +69,17 @@ class Program:
     """
 
     def __init__(self):
-        self.params = []           # (name, kind, payload): kind in feed | var | const | buf | check
+        # (name, kind, payload): kind in feed | var | out | const | buf | shape | check, in
+        # step's order: feeds, variables, outputs (payload: (k, Buffer)), then the others
+        self.params = []
         self.outputs = []          # step returns these (outputs first, then update copies)
         self.in_place = []         # the variables the step updates in place
         self.raises = []           # the nodes whose kernels raise "graphc check k: ..." (k: index here)
         self.checks = []           # check_numerics: the values `check(k, value)` tests (k: index here)
         self.source = ""
-        self.cache_source = ""     # source without the users' file:line (the kernel cache's text)
+        self.cache_source = ""     # the step's module as it runs: without the users' file:line,
+        #                            importing its kernels from kernel_sources (one module each)
+        self.kernel_sources = []
         self.node_map = {}
 
 
@@ -108,6 +113,12 @@ def generate(nodes, outputs, updates, types, inputs, parallel=False, header="# g
     for n in variables:
         names[n] = param(f"var_{ident(n.name)}", "var", n,
                          f"variable {n.name}" + (", updated in place" if plan.in_place(n) else ""))
+    # the outputs' arrays come in as arguments: new ones each call, or the caller's (out=)
+    outs = {}
+    for k, o in enumerate(outputs):
+        if plan.target(o) == "fresh" and o not in outs:
+            buf = Buffer(f"out{k}", kshape(types[o].shape), types[o].dtype, kshape(o.type.shape))
+            outs[o] = param(f"out{k}_{ident(o.name)}", "out", (k, buf), f"output {o.name}")
     for n in nodes:
         if n.op.name == "constant" and not plan.inlined(n):
             names[n] = param(f"const{len(prog.params)}", "const", n.attrs["value"], f"constant {n.name}")
@@ -119,7 +130,7 @@ def generate(nodes, outputs, updates, types, inputs, parallel=False, header="# g
     if check_numerics:
         param("check", "check", None, "check_numerics: raises at the first value holding nan or inf")
 
-    ctx = Ctx(mod, names, types, plan, layout, nodes)
+    ctx = Ctx(mod, names, types, plan, layout, nodes, param=param, outs=outs)
     if check_numerics:
         for n in list(inputs) + variables:
             _check(n, ctx, prog)
@@ -164,7 +175,11 @@ def generate(nodes, outputs, updates, types, inputs, parallel=False, header="# g
     jit = jit_step if jit_step is not None else len(mod.stmts) <= JIT_STEP_MAX_LINES
     jit = jit and not check_numerics           # check() is Python: the step calling it is too
     prog.source, lines = render(mod, words, step, notes, returns, header, jit, locations=True)
-    prog.cache_source, _ = render(mod, words, step, notes, returns, header, jit, locations=False)
+    # what runs: each kernel in a module of its own, the step in one that imports them
+    prog.kernel_sources = [kernel_module(key, mod.base[key]) for key in mod.kernels]
+    imports = {key: module_name(src) for key, src in zip(mod.kernels, prog.kernel_sources)}
+    prog.cache_source, _ = render(mod, words, step, notes, returns, header, jit, locations=False,
+                                  kernel_modules=imports)
     prog.node_map = node_map(mod.stmts, lines, words, nodes)
     return prog
 

@@ -99,6 +99,7 @@ class Module:
     def __init__(self, parallel):
         self.parallel = parallel
         self.kernels = {}          # (params, text, fastmath, parallel) -> name
+        self.base = {}             # the same key -> the name the kernel has in its own module
         self.stmts = []
         self.node, self.role = None, "compute"      # what the next statements are for
 
@@ -107,14 +108,16 @@ class Module:
         key = (tuple(params), "\n".join(body_lines), frozenset(fastmath or ()), parallel)
         if key not in self.kernels:
             self.kernels[key] = self._unique(name)
+            self.base[key] = self._unique(name, taken=())
         return self.kernels[key]
 
-    def _unique(self, name):
+    def _unique(self, name, taken=None):
         name = ident(name)
         if len(name) > MAX_NAME:
             name = name[:MAX_NAME].rsplit("_", 1)[0]
         base = name + "_kernel" if name in RESERVED else name
-        taken, name, k = set(self.kernels.values()), base, 2
+        taken = set(self.kernels.values()) if taken is None else taken
+        name, k = base, 2
         while name in taken:
             name, k = f"{base}_{k}", k + 1
         return name
@@ -133,8 +136,11 @@ class Ctx:
     """Everything lowering needs: the module being written, names of values, concrete types,
     the memory plan and the layouts, and the target (math names, literals)."""
 
-    def __init__(self, mod, names, types, plan, layout, nodes):
+    def __init__(self, mod, names, types, plan, layout, nodes, param=None, outs=None):
         self.mod, self.names, self.types, self.plan, self.layout = mod, names, types, plan, layout
+        self.param = param         # param(name, kind, payload, note) -> name: a new argument of step
+        self.outs = outs or {}     # output node -> the step argument it is written into
+        self.shapes = {}           # node name -> the step argument holding its shape
         self.t = CPU
         self.checked = []          # nodes whose kernel may raise: the k-th raises "graphc check k: ..."
         self.users = {n: [] for n in nodes}
@@ -150,14 +156,32 @@ class Ctx:
     def dest(self, n):
         """Where n's result is written: a fresh array, a buffer, or a variable (in place)."""
         target = self.plan.target(n)
-        if target == "fresh":
-            name = f"out{n.id}"
-            shape, dtype = kshape(self.types[n].shape), self.types[n].dtype
-            self.mod.emit(f"{name} = np.empty({shape}, np.{dtype.name})", role="alloc", about=n)
-            return name
+        if target == "fresh":              # an argument: a new array per call, or the caller's out=
+            return self.outs[n]
         if isinstance(target, str):
             return target
         return self.names[target]          # a variable node: written in place
+
+    def shape(self, n, reshape=False):
+        """Text for the shape n has in the step (0-d: (1,)). The step's text, and so the module
+        and its compiled kernels, must not depend on the sizes fed for None dimensions: a shape
+        the graph fixes when it is built is a literal; one with a single None dimension, for a
+        reshape, a literal with -1 there (`x.reshape(-1, 6)`); any other a step argument
+        `shape_<node>` that the runtime fills for each shape signature."""
+        return self.shape_of(n.name, kshape(self.types[n].shape), kshape(n.type.shape), reshape)
+
+    def shape_of(self, name, concrete, built, reshape=False):
+        """Ctx.shape for a shape that is no node's: `concrete` in this call, `built` (None
+        where unknown) as the graph was built; `name` names the step argument if one is needed."""
+        if None not in built:
+            return repr(tuple(concrete))
+        fixed = [d for d in built if d is not None]
+        if reshape and built.count(None) == 1 and 0 not in fixed:
+            return "(" + ", ".join("-1" if d is None else str(d) for d in built) + ("," if len(built) == 1 else "") + ")"
+        if name not in self.shapes:
+            self.shapes[name] = self.param(f"shape_{ident(name)}", "shape", tuple(concrete),
+                                           f"the shape of {name} in this call")
+        return self.shapes[name]
 
     def value(self, x):
         """A step expression for x that Numba can hand to a kernel (a literal constant becomes an array)."""

@@ -53,11 +53,15 @@ class Compiled:
         self.var_slots = [n.attrs["slot"] for n in self.var_nodes]
         self.any_flat = any(self.var_flat)
         self.in_place = [self.var_nodes.index(v) for v in program.in_place]
-        self.parts = []                # after the variables: (kind, const array | Buffer | None)
+        # the outputs the step writes into arrays it is given: (output index, shape, dtype)
+        self.out_specs = [(k, buf.shape, buf.dtype) for _, kind, (k, buf) in
+                          ((n, kd, p) for n, kd, p in program.params if kd == "out")]
+        self.out_given = [k for k, _, _ in self.out_specs]
+        self.parts = []                # after the outputs: (kind, const array | Buffer | shape | None)
         for name, kind, payload in program.params:
             if kind == "const":
                 self.parts.append((kind, np.ascontiguousarray(payload).reshape(kshape(payload.shape))))
-            elif kind in ("buf", "check"):
+            elif kind in ("buf", "check", "shape"):
                 self.parts.append((kind, payload))
         self.checker = _checker(program.checks)
         self.local = threading.local()
@@ -68,13 +72,16 @@ class Compiled:
         """The step's arguments after the variables: the constants, new buffers, the checker."""
         fixed = []
         for kind, p in self.parts:
-            if kind == "const":
+            if kind in ("const", "shape"):
                 fixed.append(p)
             elif kind == "buf":
                 fixed.append(np.empty(p.shape, p.dtype))
             else:
                 fixed.append(check or self.checker)
         return fixed
+
+    def new_outs(self):
+        return [np.empty(shape, dtype) for _, shape, dtype in self.out_specs]
 
     def thread_fixed(self):
         """The step's arguments after the variables for this thread (made on its first call)."""
@@ -129,7 +136,7 @@ class CpuFunction(Function):
         self._dtypes = [x.dtype for x in self.inputs]
         self._scalar_in = [x.ndim == 0 for x in self.inputs]
 
-    def __call__(self, *args, **kwargs):
+    def __call__(self, *args, out=None, **kwargs):
         if kwargs or len(args) != len(self.inputs) or not all(
                 type(a) is np.ndarray and a.dtype == d and a.flags.c_contiguous
                 for a, d in zip(args, self._dtypes)):
@@ -145,6 +152,12 @@ class CpuFunction(Function):
         # the buffers: the compiling thread's, else this thread's own (get_ident is the cheapest
         # test: ~20 ns, against ~80 for a threading.local and ~200 for a lock, on a ~25 us call)
         fixed = c.fixed if get_ident() == c.owner else c.thread_fixed()
+        if out is None:
+            outs = c.new_outs()
+        else:                             # the caller's arrays, checked (graphc/function.py)
+            given = self._check_out(out, c.types, list(args))
+            outs = [np.empty(shape, dtype) if given[k] is None else given[k].reshape(shape)
+                    for k, shape, dtype in c.out_specs]
         lock = self._lock
         if lock is not None:              # updates: one call at a time (graphc/function.py)
             lock.acquire()
@@ -154,7 +167,7 @@ class CpuFunction(Function):
                 variables = [v.reshape(1) if s else v for v, s in zip(variables, c.var_flat)]
             if c.in_place:
                 feeds = c.unaliased(feeds, [variables[k] for k in c.in_place])
-            out = c.step(*feeds, *variables, *fixed)
+            results = c.step(*feeds, *variables, *outs, *fixed)
         except ValueError as e:
             named = c.check_failed(e)
             if named is None:
@@ -163,8 +176,13 @@ class CpuFunction(Function):
         finally:
             if lock is not None:
                 lock.release()
-        out = [o.reshape(()) if s else o for o, s in zip(out, c.out_scalar)]
-        return out[0] if self.single else out
+        results = [o.reshape(()) if s else o for o, s in zip(results, c.out_scalar)]
+        if out is not None:               # the caller's arrays; those the step did not write
+            for k, g in enumerate(given):  # (views, copies) get the result copied in
+                if g is not None and k not in c.out_given:
+                    np.copyto(g, results[k])
+            results = [r if g is None else g for g, r in zip(given, results)]
+        return results[0] if self.single else results
 
     def _compile_once(self, sig, args):
         """The compiled step of this signature; two threads calling first compile it once."""
@@ -185,6 +203,10 @@ class CpuFunction(Function):
                            parallel=self.parallel, header=f"# {self!r}", jit_step=self.jit_step,
                            check_numerics=self.check_numerics)
         t2 = time.perf_counter()
+        # a module this process imported already has its kernels compiled: a new batch size
+        # whose generated code is the same text (runtime/cpu/codegen.py) compiles nothing
+        known = cache.loaded(program.cache_source)
+        kernels = [cache.load(src)[1] for src in program.kernel_sources]
         module, path, wrote = cache.load(program.cache_source)
         t3 = time.perf_counter()
         store = self.graph.store
@@ -195,14 +217,18 @@ class CpuFunction(Function):
                 store[v] = np.array(arr, order="C")
         c = Compiled(program, module, path, self, types)
         try:
-            self._warm(c, sig)
+            if not known:
+                self._warm(c, sig)
         except Exception:
-            # Numba's own cache files of this module damaged (garbage in an index *.nbi or a
-            # data file *.nbc fails to unpickle, in this process and every later one): discard
-            # them, import the module afresh (new dispatchers) and compile it again. Without
-            # such files the error is not the cache's: it goes to the caller.
-            if not cache.discard_numba_cache(path):
+            # Numba's own cache files of these modules damaged (garbage in an index *.nbi or
+            # a data file *.nbc fails to unpickle, in this process and every later one): discard
+            # them, import the modules afresh (new dispatchers) and compile again. Without such
+            # files the error is not the cache's: it goes to the caller.
+            damaged = [cache.discard_numba_cache(p) for p in kernels + [path]]
+            if not any(damaged):
                 raise
+            for src in program.kernel_sources:
+                cache.reload(src)
             module, path, _ = cache.reload(program.cache_source)
             c = Compiled(program, module, path, self, types)
             self._warm(c, sig)
@@ -218,7 +244,7 @@ class CpuFunction(Function):
         scratch = [np.zeros(kshape(s), x.dtype) for x, s in zip(self.inputs, sig)]
         variables = [np.array(self.graph.store[v]).reshape(kshape(v.shape)) for v in c.var_nodes]
         try:
-            c.step(*scratch, *variables, *c.new_fixed(_no_check))
+            c.step(*scratch, *variables, *c.new_outs(), *c.new_fixed(_no_check))
         except ValueError as e:           # a kernel's check failed: so it is compiled; the
             if not str(e).startswith("graphc check "):     # call itself will raise it, named
                 raise

@@ -66,6 +66,10 @@ class Body:
                 self.arg_exprs.append(ctx.value(x))
                 self.arg_nodes.append(x)
 
+    def built_types(self):
+        """The body's types as the graph was built (None: a dimension fed at call time)."""
+        return Region(len(self.inputs), tuple(self.body), ()).types(tuple(x.type for x in self.inputs))
+
     def const(self, k):
         x = self.inputs[k]
         return x.attrs["value"].reshape(-1)[0].item() if self.ctx.plan.inlined(x) else None
@@ -257,7 +261,11 @@ def _reduction(n, ctx):
     # sum_rows, max_all, mean_cols_of_sub_mul: the reduction, its axes, then the fused prologue
     what = f"{op.name}_{axes_name(nd, axes)}" + (f"_of_{ops_name(body)}" if body else "")
     name = ctx.mod.kernel(what, params, lines, fastmath=CONTRACT, parallel=parallel)
-    shape_expr = f"{shape_src}.shape" if shape_src else repr(tuple(domain_shape))
+    built = kshape(b.built_types()[outs[0]].shape) if body else kshape(n.inputs[0].type.shape)
+    if shape_src is None:       # a fused prologue: an input of the loop's whole shape, if any
+        shape_src = next((e for e, x in zip(b.arg_exprs, b.arg_nodes) if kshape(x.type.shape) == built
+                          and kshape(ctx.types[x].shape) == tuple(domain_shape)), None)
+    shape_expr = f"{shape_src}.shape" if shape_src else ctx.shape_of(f"{n.name}_loop", domain_shape, built)
     ctx.mod.call(name, b.arg_exprs + [dest, shape_expr],
                  [x.name for x in b.arg_nodes] + [f"-> {n.name}", "the shape looped over"])
     return dest

@@ -19,12 +19,11 @@ def _transpose(n, ctx):
 
 @lowers("reshape", "expand_dims", "squeeze", "reshape_like")
 def _reshape(n, ctx):
-    shape = kshape(ctx.types[n].shape)
     x = n.inputs[0]
     if ctx.plan.target(n) is None:              # a view of a C-contiguous value
-        return f"{ctx.value(x)}.reshape({shape})"
+        return f"{ctx.value(x)}.reshape({ctx.shape(n, reshape=True)})"
     dest = ctx.dest(n)
-    ctx.mod.emit(copy_into(ctx.mod, ctx.value(x), f"{dest}.reshape({kshape(ctx.types[x].shape)})",
+    ctx.mod.emit(copy_into(ctx.mod, ctx.value(x), f"{dest}.reshape({ctx.shape(x, reshape=True)})",
                            ctx.types[x], ctx.layout.get(x), notes=[x.name, f"-> {n.name}"]))
     return dest
 
@@ -38,7 +37,7 @@ def _getitem(n, ctx):
         # a 0-d value is a 1-element array in the step, so numpy's key (only None and ...
         # index a 0-d array) does not apply: x[None] is the same element in another shape
         if ctx.plan.target(n) is None:
-            return f"{x}.reshape({kshape(ctx.types[n].shape)})"
+            return f"{x}.reshape({ctx.shape(n, reshape=True)})"
         dest = ctx.dest(n)
         ctx.mod.emit(f"{dest}[0] = {x}[0]")
         return dest
@@ -75,14 +74,26 @@ def copy_into(mod, src, dst, t, layout="A", out_type=None, notes=None):
 @lowers("concatenate")
 def _concatenate(n, ctx):
     dest, axis, start = ctx.dest(n), n.attrs["axis"], 0
+    # sizes along the axis known when the graph was built are literals; one fed at call time
+    # is read off the piece (`start` then counts at run time): the step's text is the same
+    # for every size fed
+    known = all(x.type.shape[axis] is not None for x in n.inputs)
+    if not known:
+        ctx.mod.emit("start = 0")
     for x in n.inputs:
-        size = ctx.types[x].shape[axis]
-        key = ", ".join([":"] * axis + [f"{start}:{start + size}"])
         value = ctx.value(x)
+        if known:
+            size = ctx.types[x].shape[axis]
+            span = f"{start}:{start + size}"
+            start += size
+        else:
+            span = f"start:start + {value}.shape[{axis}]"
+        key = ", ".join([":"] * axis + [span])
         if ctx.types[x].dtype != ctx.types[n].dtype:
             value = f"{value}.astype(np.{ctx.types[n].dtype.name})"
         ctx.mod.emit(f"{dest}[{key}] = {value}")
-        start += size
+        if not known:
+            ctx.mod.emit(f"start += {ctx.value(x)}.shape[{axis}]")
     return dest
 
 
@@ -90,7 +101,8 @@ def _concatenate(n, ctx):
 def _pad(n, ctx):
     dest = ctx.dest(n)
     ctx.mod.emit(f"{dest}.fill({ctx.t.lit(n.attrs['value'], ctx.types[n].dtype)})")
-    key = ", ".join(f"{a}:{a + d}" for (a, _), d in zip(n.attrs["pad_width"], ctx.types[n.inputs[0]].shape))
+    # dest[1:-2, :] = x: the middle, from the pad widths alone (no size of this call)
+    key = ", ".join(f"{a or ''}:{-b if b else ''}" for a, b in n.attrs["pad_width"])
     if key:
         ctx.mod.emit(f"{dest}[{key}] = {ctx.value(n.inputs[0])}")
     else:

@@ -8,17 +8,18 @@ WIDTH = 100               # a call or def longer than this gets one argument per
 COMMENT_COLUMN = 56       # where the step's comments start (two spaces after longer code)
 
 
-def render(mod, words, params, param_notes, returns, header, jit, locations):
-    """The module's text, and the 1-based line of each statement of `step`."""
+def render(mod, words, params, param_notes, returns, header, jit, locations, kernel_modules=None):
+    """The module's text, and the 1-based line of each statement of `step`.
+
+    kernel_modules: None, the kernels are defined in the module (what a reader sees, fn.source);
+    else {kernel key: the module holding it}, and the module imports them (what runs)."""
     out = [_printable(header)] + CPU.header() + [""]
-    for (params_k, text, fastmath, parallel), name in mod.kernels.items():
-        flags = 'cache=True, error_model="numpy"'
-        if fastmath:
-            flags += f", fastmath={{{', '.join(repr(f) for f in sorted(fastmath))}}}"
-        if parallel:
-            flags += ", parallel=True"
-        out += ["", f"@njit({flags})"] + _aligned(_signature(name, params_k, [None] * len(params_k)))
-        out += text.split("\n") + [""]
+    if kernel_modules is not None:
+        out += [f"from {kernel_modules[key]} import {mod.base[key]}" + (f" as {name}" if name != mod.base[key] else "")
+                for key, name in mod.kernels.items()]
+    else:
+        for key, name in mod.kernels.items():
+            out += [""] + kernel_text(key, name)
     if jit:
         out += ["", '@njit(cache=True, error_model="numpy")']
     else:
@@ -41,6 +42,23 @@ def render(mod, words, params, param_notes, returns, header, jit, locations):
     first = len(out) + 1
     out += _aligned(rows)
     return "\n".join(out) + "\n", [first + k for k in starts]
+
+
+def kernel_text(key, name):
+    """One kernel's definition: its decorator, signature and body."""
+    params_k, text, fastmath, parallel = key
+    flags = 'cache=True, error_model="numpy"'
+    if fastmath:
+        flags += f", fastmath={{{', '.join(repr(f) for f in sorted(fastmath))}}}"
+    if parallel:
+        flags += ", parallel=True"
+    return [f"@njit({flags})"] + _aligned(_signature(name, params_k, [None] * len(params_k))) + text.split("\n") + [""]
+
+
+def kernel_module(key, name):
+    """The text of a module holding one kernel: it is compiled (and cached by Numba) once,
+    for every graph and function whose code contains the same kernel."""
+    return "\n".join(["# one kernel of graphc's generated code"] + CPU.header() + ["", ""] + kernel_text(key, name))
 
 
 def _signature(name, params, notes):
@@ -86,7 +104,8 @@ def _buffer_block(words):
             holds.setdefault(target, []).append(n.name)
     in_place = [n for n in words.nodes if n.op.kind != "source" and ctx.plan.target(n) is not None
                 and not isinstance(ctx.plan.target(n), str)]
-    rows = [(buf.name, f"{buf.dtype.name} {buf.shape}", holds.get(buf.name, [])) for buf in ctx.plan.buffers]
+    # shapes as the graph was built: None is a dimension fed at call time (one step serves all)
+    rows = [(buf.name, f"{buf.dtype.name} {buf.family_shape}", holds.get(buf.name, [])) for buf in ctx.plan.buffers]
     rows += [(ctx.names[ctx.plan.target(n)], f"{n.dtype.name} {n.shape}", ["written in place by " + n.name])
              for n in in_place]
     width = max((len(r[0]) for r in rows), default=0)
