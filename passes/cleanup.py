@@ -43,11 +43,15 @@ def constant_fold(roots, limit=FOLD_LIMIT):
 
 def cse(roots):
     """Hash-consing already merges equal nodes as they are built; what it cannot see is
-    a + b next to b + a. Ordering commutative inputs by node id lets it merge those too,
-    where the swap is exact (`Op.commutes`: maximum/minimum of floats keep their order, since
-    numpy's max(-0.0, +0.0) is its second input)."""
+    a + b next to b + a. Ordering commutative inputs lets it merge those too, where the swap
+    is exact (`Op.commutes`: maximum/minimum of floats keep their order, since numpy's
+    max(-0.0, +0.0) is its second input): constants last (x * 2.0, whichever was built
+    first, so that equal kernels of two graphs are one text, compiled once), else by node id."""
+    def key(x):
+        return x.op.name == "constant", x.id
+
     def rule(n, ins):
-        if n.op.commutes(n) and ins[0].id > ins[1].id:
+        if n.op.commutes(n) and key(ins[0]) > key(ins[1]):
             return rebuild(n, (ins[1], ins[0]))
         return None
     return rewrite(roots, rule)

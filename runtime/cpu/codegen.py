@@ -17,20 +17,29 @@ The module holds small kernels (one loop nest each, Numba-compiled) and one
         ...
         fused_mul_sub(buf10, var_W1, var_W1)  # fused_2 = fused[mul, sub](0.1, matmul_4, W1) -> var_W1 (in place)
 
-Kernels see only ranks, dtypes and which inputs broadcast along which axes,
-not sizes, so one kernel serves every batch size and identical kernels are
-written once. The memory plan (`runtime/memory.py`) decides which buffer each
-value lives in; this module turns the schedule into text a learner can follow:
-kernels named for what they do (emit.py), every line of `step` saying which
-node it computes from which values into which buffer and where the user built
-it, the buffers listed with the values each holds in turn, long calls one
-argument per line; and `Program.node_map` links each node to its kernel and line.
+Shape families. Kernels see only ranks, dtypes and which inputs broadcast along
+which axes, not sizes, and the step's text holds no size fed for a None dimension:
+the outputs' arrays and any shape it needs come in as arguments, which the runtime
+makes for each shape signature, and a reshape writes -1 for its one unknown
+dimension. So a new batch size generates the same text, and the module compiled
+for the first one runs it (the memory plan, cheap Python, is made again).
+What changes the code makes a new family: a None dimension fed as 1 (it broadcasts),
+or a loop crossing PARALLEL_MIN elements (parallel or not).
 
-The kernel cache files a module under the hash of its text, so the text
-depends on the graph alone (no ids, no set order). The cache gets the text
-without the users' file:line locations (`Program.cache_source`; same lines,
-so line numbers agree): moving a graph around in its script does not cost a
-cold Numba compile.
+The memory plan (`runtime/memory.py`) decides which buffer each value lives in;
+this module turns the schedule into text a learner can follow: kernels named for
+what they do (emit.py), every line of `step` saying which node it computes from
+which values into which buffer and where the user built it, the buffers listed
+with the values each holds in turn, long calls one argument per line; and
+`Program.node_map` links each node to its kernel and line.
+
+What runs is not that text but the same code cut for the kernel cache, which
+files a module under the hash of its text (so the text depends on the graph
+alone: no ids, no set order): each kernel in a module of its own
+(`Program.kernel_sources`), and the step (`Program.cache_source`) importing them,
+without comments and with its arguments named by position. A kernel is compiled
+once for every graph and function containing it; a graph that differs from
+another only in names, or moves in its script, runs the other's modules.
 """
 import os
 
@@ -46,7 +55,7 @@ from .layout import aliases_in, layouts
 from .loops import int_power_checked, lower, single_step
 from .lower_shape import copy_into
 from .cache import module_name
-from .render import kernel_module, node_map, render
+from .render import kernel_module, node_map, render, runnable_step
 
 
 # A step of up to this many statements is itself Numba-compiled: one call into Numba per call
@@ -174,12 +183,11 @@ def generate(nodes, outputs, updates, types, inputs, parallel=False, header="# g
     step = [p[0] for p in prog.params]
     jit = jit_step if jit_step is not None else len(mod.stmts) <= JIT_STEP_MAX_LINES
     jit = jit and not check_numerics           # check() is Python: the step calling it is too
-    prog.source, lines = render(mod, words, step, notes, returns, header, jit, locations=True)
+    prog.source, lines = render(mod, words, step, notes, returns, header, jit)
     # what runs: each kernel in a module of its own, the step in one that imports them
     prog.kernel_sources = [kernel_module(key, mod.base[key]) for key in mod.kernels]
     imports = {key: module_name(src) for key, src in zip(mod.kernels, prog.kernel_sources)}
-    prog.cache_source, _ = render(mod, words, step, notes, returns, header, jit, locations=False,
-                                  kernel_modules=imports)
+    prog.cache_source = runnable_step(mod, step, returns, jit, imports)
     prog.node_map = node_map(mod.stmts, lines, words, nodes)
     return prog
 

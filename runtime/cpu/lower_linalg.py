@@ -12,31 +12,67 @@ def _matmul(n, ctx):
     ta, tb, to = ctx.types[a], ctx.types[b], ctx.types[n]
     dest = ctx.dest(n)
     A, B = _blas_operand(a, ctx, to.dtype), _blas_operand(b, ctx, to.dtype)
-    k = ta.shape[-1]
+    # shapes in the step are read off the operands (-1, .shape) or come in as arguments
+    # (ctx.shape_of): one generated step serves every batch size
     if ta.ndim == 1:
-        A = f"{A}.reshape(1, {k})"
+        A = f"{A}.reshape(1, -1)"
     if tb.ndim == 1:
-        B = f"{B}.reshape({k}, 1)"
-    m = 1 if ta.ndim == 1 else ta.shape[-2]
-    nn = 1 if tb.ndim == 1 else tb.shape[-1]
-    batch = to.shape[:-2] if ta.ndim > 1 and tb.ndim > 1 else to.shape[:max(ta.ndim, tb.ndim) - 2]
-    nbatch = int(np.prod(batch)) if batch else 1
+        B = f"{B}.reshape(-1, 1)"
     notes = [a.name, b.name, f"-> {n.name}"]
+    dims, built = _dims(ta, tb, to), _dims(a.type, b.type, n.type)
+    batch, m, k, nn = dims
     if to.dtype.kind != "f":
         name = _int_matmul_kernel(ctx, to.dtype)
-        A, B = _batched(A, ta, batch, m, k, ctx), _batched(B, tb, batch, k, nn, ctx)
-        ctx.mod.call(name, [A, B, f"{dest}.reshape({nbatch}, {m}, {nn})"], notes)
+        A, B = _batched(A, a, dims, built, "a", ctx), _batched(B, b, dims, built, "b", ctx)
+        ctx.mod.call(name, [A, B, f"{dest}.reshape({_shape(n, dims, built, 'out', ctx)})"], notes)
     elif tb.ndim <= 2 and ta.ndim >= 2:
         # a's batch axes fold into its rows: one BLAS call
         if ta.ndim > 2:
-            A = f"{A}.reshape({nbatch * m}, {k})"
-        ctx.mod.call("matmul_into", [A, B, f"{dest}.reshape({nbatch * m}, {nn})"], notes)
+            A = f"{A}.reshape(-1, {A}.shape[-1])"
+        out = dest if to.ndim == 2 else f"{dest}.reshape(-1, {B}.shape[1])"
+        ctx.mod.call("matmul_into", [A, B, out], notes)
     else:
-        A3, B3 = _batched(A, ta, batch, m, k, ctx), _batched(B, tb, batch, k, nn, ctx)
-        ctx.mod.emit(f"d3 = {dest}.reshape({nbatch}, {m}, {nn})")
-        ctx.mod.emit(f"for t in range({nbatch}):")
+        A3, B3 = _batched(A, a, dims, built, "a", ctx), _batched(B, b, dims, built, "b", ctx)
+        ctx.mod.emit(f"d3 = {dest}.reshape({_shape(n, dims, built, 'out', ctx)})")
+        ctx.mod.emit("for t in range(d3.shape[0]):")
         ctx.mod.call("matmul_into", [f"{A3}[t]", f"{B3}[t]", "d3[t]"], notes, indent=1)
     return dest
+
+
+def _dims(ta, tb, to):
+    """(batch shape, m, k, n) of a matmul of these types (None where fed at call time)."""
+    k = ta.shape[-1]
+    m = 1 if ta.ndim == 1 else ta.shape[-2]
+    nn = 1 if tb.ndim == 1 else tb.shape[-1]
+    batch = to.shape[:-2] if ta.ndim > 1 and tb.ndim > 1 else to.shape[:max(ta.ndim, tb.ndim) - 2]
+    return tuple(batch), m, k, nn
+
+
+def _count(dims):
+    return None if None in dims else int(np.prod(dims)) if dims else 1
+
+
+def _shape(n, dims, built, which, ctx, x=None):
+    """The (batch, rows, cols) shape of the output ('out'), or of operand a or b, as step text."""
+    def three(d):
+        batch, m, k, nn = d
+        rows, cols = {"out": (m, nn), "a": (m, k), "b": (k, nn)}[which]
+        return (_count(batch), rows, cols)
+    return ctx.shape_of(f"{n.name}_{which}", three(dims), three(built))
+
+
+def _batched(expr, x, dims, built, which, ctx):
+    """expr as a C-contiguous (prod(batch), rows, cols) array, broadcast along missing batch axes."""
+    t, bt = ctx.types[x], x.type
+    batch, m, k, nn = dims
+    rows, cols = (m, k) if which == "a" else (k, nn)
+    full = ctx.shape_of(f"{x.name}_{which}_full", tuple(batch) + (rows, cols),
+                        tuple(built[0]) + ((built[1], built[2]) if which == "a" else (built[2], built[3])))
+    own = ctx.shape_of(f"{x.name}_{which}_2d", kshape(t.shape) if t.ndim > 1 else (rows, cols),
+                       kshape(bt.shape) if bt.ndim > 1 else ((built[1], built[2]) if which == "a" else (built[2], built[3])))
+    three = ctx.shape_of(f"{x.name}_{which}_3d", (_count(batch), rows, cols),
+                         (_count(built[0]),) + ((built[1], built[2]) if which == "a" else (built[2], built[3])))
+    return f"np.ascontiguousarray(np.broadcast_to({expr}.reshape({own}), {full})).reshape({three})"
 
 
 def _blas_operand(x, ctx, dtype):
@@ -47,14 +83,6 @@ def _blas_operand(x, ctx, dtype):
     blas_ok = ctx.layout.get(x) == "C" or (
         x.op.name == "transpose" and x.ndim == 2 and ctx.layout.get(x.inputs[0]) == "C")
     return expr if blas_ok else f"np.ascontiguousarray({expr})"
-
-
-def _batched(expr, t, batch, rows, cols, ctx):
-    """expr as a C-contiguous (prod(batch), rows, cols) array, broadcast along missing batch axes."""
-    nb = int(np.prod(batch)) if batch else 1
-    full = tuple(batch) + (rows, cols)
-    return f"np.ascontiguousarray(np.broadcast_to({expr}.reshape({kshape(t.shape) if t.ndim > 1 else (rows, cols)}), " \
-           f"{full})).reshape({nb}, {rows}, {cols})"
 
 
 def _int_matmul_kernel(ctx, dtype):

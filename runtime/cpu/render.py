@@ -1,6 +1,9 @@
 """The text of a generated module (codegen.py builds what it says): kernels, then `step`, each
 line with its comment in one column, long calls one argument per line, the buffer table; and
-the map from nodes to the lines computing them (Program.node_map)."""
+the map from nodes to the lines computing them (Program.node_map). Also the text that runs:
+each kernel in a module of its own, and the step bare, importing them."""
+import re
+
 from .emit import Call
 from .target import CPU
 
@@ -8,18 +11,12 @@ WIDTH = 100               # a call or def longer than this gets one argument per
 COMMENT_COLUMN = 56       # where the step's comments start (two spaces after longer code)
 
 
-def render(mod, words, params, param_notes, returns, header, jit, locations, kernel_modules=None):
-    """The module's text, and the 1-based line of each statement of `step`.
-
-    kernel_modules: None, the kernels are defined in the module (what a reader sees, fn.source);
-    else {kernel key: the module holding it}, and the module imports them (what runs)."""
+def render(mod, words, params, param_notes, returns, header, jit, locations=True):
+    """The module's text as a reader sees it (fn.source), and the 1-based line of each
+    statement of `step`. (What runs is `kernel_module` for each kernel and `runnable_step`.)"""
     out = [_printable(header)] + CPU.header() + [""]
-    if kernel_modules is not None:
-        out += [f"from {kernel_modules[key]} import {mod.base[key]}" + (f" as {name}" if name != mod.base[key] else "")
-                for key, name in mod.kernels.items()]
-    else:
-        for key, name in mod.kernels.items():
-            out += [""] + kernel_text(key, name)
+    for key, name in mod.kernels.items():
+        out += [""] + kernel_text(key, name)
     if jit:
         out += ["", '@njit(cache=True, error_model="numpy")']
     else:
@@ -42,6 +39,26 @@ def render(mod, words, params, param_notes, returns, header, jit, locations, ker
     first = len(out) + 1
     out += _aligned(rows)
     return "\n".join(out) + "\n", [first + k for k in starts]
+
+
+def runnable_step(mod, params, returns, jit, kernel_modules):
+    """The step's module as it runs: its kernels imported from their own modules, no comments,
+    the arguments named by position (p0, p1, ...). Two graphs that differ only in names (of
+    nodes, inputs, variables) then run one module, compiled once; and the text, which keys the
+    kernel cache, does not move when a graph moves in its script."""
+    rename = {p: f"p{k}" for k, p in enumerate(params)}
+    pattern = re.compile(r"\b(" + "|".join(map(re.escape, params)) + r")\b") if params else None
+
+    def positional(text):
+        return pattern.sub(lambda m: rename[m.group(1)], text) if pattern else text
+    out = CPU.header() + [""]
+    out += [f"from {kernel_modules[key]} import {mod.base[key]}" + (f" as {name}" if name != mod.base[key] else "")
+            for key, name in mod.kernels.items()]
+    out += ["", ""] + (['@njit(cache=True, error_model="numpy")'] if jit else [])
+    out.append(f"def step({', '.join(rename[p] for p in params)}):")
+    out += ["    " + positional(str(s.text)) for s in mod.stmts]
+    ret = ", ".join(positional(r) for r in returns) + ("," if len(returns) == 1 else "")
+    return "\n".join(out + [f"    return ({ret})"]) + "\n"
 
 
 def kernel_text(key, name):
