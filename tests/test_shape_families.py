@@ -167,3 +167,23 @@ def test_out_for_a_single_output_with_updates():
     assert f(z, out=buf) is buf and np.array_equal(buf, [2, 2, 2])
     with pytest.raises(ArgumentError, match="shares memory"):
         f(z, out=z)
+
+
+MATMULS = [((None, 3, 1), (1,)), ((None, 2, 3), (3, 4)), ((3,), (3, None)), ((None, 3), (3,)),
+           ((None, 2, 3), (None, 3, 4)), ((2, 3), (None, 3, 4)), ((None, 4), (4, 2))]
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.int64])
+@pytest.mark.parametrize("sa, sb", MATMULS)
+def test_matmul_of_every_rank_at_two_sizes(sa, sb, dtype):
+    """matmul's step text is shape-free too ((3, 3, 1) @ (1,) once wrote a wrong out= shape
+    for np.dot); each size against the interpreter."""
+    a = gc.placeholder(sa, dtype, name="a")
+    b = gc.placeholder(sb, dtype, name="b")
+    y = (a @ b) * 2
+    f, g = gc.function([a, b], y, backend="cpu"), gc.function([a, b], y, backend="interp")
+    rng = np.random.default_rng(3)
+    for n in (2, 5):
+        arrays = [rng.integers(-3, 4, [n if d is None else d for d in s]).astype(dtype) for s in (sa, sb)]
+        np.testing.assert_allclose(f(*arrays), g(*arrays), rtol=1e-5)
+    assert len({c.module for c in f._compiled.values()}) == 1

@@ -92,6 +92,9 @@ def load(source):
     key = module_key(source)
     name = module_name(source)
     with _lock:
+        module = sys.modules.get(name)
+        if module is not None:            # imported (and checked) already by this process
+            return module, module.__file__, False
         try:
             path, wrote = _write(cache_dir(), key, source)
         except OSError as e:              # read-only, not creatable, a file in the folder's place...

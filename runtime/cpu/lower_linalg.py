@@ -29,7 +29,7 @@ def _matmul(n, ctx):
         # a's batch axes fold into its rows: one BLAS call
         if ta.ndim > 2:
             A = f"{A}.reshape(-1, {A}.shape[-1])"
-        out = dest if to.ndim == 2 else f"{dest}.reshape(-1, {B}.shape[1])"
+        out = dest if ta.ndim == tb.ndim == 2 else f"{dest}.reshape(-1, {B}.shape[1])"
         ctx.mod.call("matmul_into", [A, B, out], notes)
     else:
         A3, B3 = _batched(A, a, dims, built, "a", ctx), _batched(B, b, dims, built, "b", ctx)
