@@ -24,8 +24,11 @@ def constant_fold(roots, limit=FOLD_LIMIT):
             if all(v is not None for v in fills):        # op(fill a, fill b) -> fill op(a, b), kept lazy
                 # each fill in its own dtype, as the unfolded graph computes it (the refs are functions
                 # of the values, not of the layout: a one-element stand-in gives the same bits)
-                with np.errstate(all="ignore"):
-                    v = n.op.ref(*[np.asarray(v, x.dtype) for v, x in zip(fills, ins)], **n.attrs)
+                try:
+                    with np.errstate(all="ignore"):
+                        v = n.op.ref(*[np.asarray(v, x.dtype) for v, x in zip(fills, ins)], **n.attrs)
+                except (ValueError, ArithmeticError):
+                    return None      # raised when it runs, naming the node
                 return broadcast_to(constant_node(np.asarray(v, n.dtype), graph=n.graph), n.shape)
         if n.op.kind in ("source", "fused") or not all(x.op.name == "constant" for x in ins):
             return None
@@ -35,8 +38,11 @@ def constant_fold(roots, limit=FOLD_LIMIT):
             return None
         if n.type.size > max(x.type.size for x in ins):
             return None          # a broadcast of a constant stays lazy: kernels read the small one
-        with np.errstate(all="ignore"):
-            value = np.asarray(n.op.ref(*[x.attrs["value"] for x in ins], **n.attrs))
+        try:
+            with np.errstate(all="ignore"):
+                value = np.asarray(n.op.ref(*[x.attrs["value"] for x in ins], **n.attrs))
+        except (ValueError, ArithmeticError):
+            return None          # an error (int ** negative int): raised when it runs, naming the node
         return constant_node(value.astype(n.dtype, copy=False), graph=n.graph)
     return rewrite(roots, rule)
 

@@ -334,3 +334,15 @@ def test_negative_literal_base_of_power_on_cpu():
         want = np.float64(-2.0) ** arr
         got = gc.function([x], [gc.constant(-2.0) ** x], backend="cpu")(arr)[0]
     np.testing.assert_array_equal(got, want)
+
+
+def test_folding_a_constant_int_to_a_negative_power_leaves_it_to_raise_by_name():
+    """c ** c with c = [-2, 3] in int32: numpy raises; folding it at compile time raised a bare
+    ValueError. It stays unfolded, and every backend raises the named GraphError when it runs."""
+    c = gc.constant(np.array([-2, 3], np.int32))
+    x = gc.placeholder((2,), gc.int32, name="x")
+    y = x + c ** c
+    for backend in ("interp", "cpu"):
+        f = gc.function([x], y, backend=backend)
+        with pytest.raises(gc.GraphError, match="negative integer powers"):
+            f(np.zeros(2, np.int32))
