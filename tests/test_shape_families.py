@@ -177,13 +177,13 @@ MATMULS = [((None, 3, 1), (1,)), ((None, 2, 3), (3, 4)), ((3,), (3, None)), ((No
 @pytest.mark.parametrize("sa, sb", MATMULS)
 def test_matmul_of_every_rank_at_two_sizes(sa, sb, dtype):
     """matmul's step text is shape-free too ((3, 3, 1) @ (1,) once wrote a wrong out= shape
-    for np.dot); each size against the interpreter."""
+    for np.dot, and a -1 reshape failed for a size-0 axis); each size against the interpreter."""
     a = gc.placeholder(sa, dtype, name="a")
     b = gc.placeholder(sb, dtype, name="b")
     y = (a @ b) * 2
     f, g = gc.function([a, b], y, backend="cpu"), gc.function([a, b], y, backend="interp")
     rng = np.random.default_rng(3)
-    for n in (2, 5):
+    for n in (2, 0, 5):                   # 0: numpy cannot infer a -1 in a reshape there
         arrays = [rng.integers(-3, 4, [n if d is None else d for d in s]).astype(dtype) for s in (sa, sb)]
         np.testing.assert_allclose(f(*arrays), g(*arrays), rtol=1e-5)
     assert len({c.module for c in f._compiled.values()}) == 1

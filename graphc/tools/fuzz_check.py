@@ -186,8 +186,11 @@ def check_gradient(prog, out_name, rng, n_points=8, h=1e-5):
     values = f_all(*args)
     # the chain rule's 0 * inf: a nan gradient where the forward pass meets a singularity (sqrt at 0,
     # x / 0, 0 ** y, ...) or a non-finite value, as in any autodiff; finite differences see a constant
+    # (a negative base of a power too: d/db a ** b = a ** b * log(a), nan there, as in JAX and
+    # PyTorch, even where b's own gradient is 0 and the total is 0)
     touchy = any(not np.all(np.isfinite(v)) for v in values[:len(forward)]) or \
-        any(np.any(v == 0) for v in values[len(forward):])
+        any(np.any(v == 0) or n.op.name == "power" and np.any(v < 0)
+            for (n, _), v in zip(singular, values[len(forward):]))
     y0, grads = float(got[0]), got[1:]
     if not np.isfinite(y0):
         return None

@@ -28,8 +28,9 @@ def _matmul(n, ctx):
     elif tb.ndim <= 2 and ta.ndim >= 2:
         # a's batch axes fold into its rows: one BLAS call
         if ta.ndim > 2:
-            A = f"{A}.reshape(-1, {A}.shape[-1])"
-        out = dest if ta.ndim == tb.ndim == 2 else f"{dest}.reshape(-1, {B}.shape[1])"
+            A = _as_rows(A, ta.ndim)
+        out = dest if ta.ndim == tb.ndim == 2 else \
+            _as_rows(dest, to.ndim) if tb.ndim == 2 else f"{dest}.reshape({dest}.size, 1)"
         ctx.mod.call("matmul_into", [A, B, out], notes)
     else:
         A3, B3 = _batched(A, a, dims, built, "a", ctx), _batched(B, b, dims, built, "b", ctx)
@@ -37,6 +38,13 @@ def _matmul(n, ctx):
         ctx.mod.emit("for t in range(d3.shape[0]):")
         ctx.mod.call("matmul_into", [f"{A3}[t]", f"{B3}[t]", "d3[t]"], notes, indent=1)
     return dest
+
+
+def _as_rows(expr, nd):
+    """expr (nd >= 2 axes) as a matrix: every axis but the last folded into rows. The sizes
+    are spelled out, not -1, which numpy cannot infer when an axis is 0."""
+    rows = " * ".join(f"{expr}.shape[{k}]" for k in range(nd - 1))
+    return f"{expr}.reshape({rows}, {expr}.shape[{nd - 1}])"
 
 
 def _dims(ta, tb, to):
