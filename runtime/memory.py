@@ -133,8 +133,8 @@ def plan_memory(nodes, outputs, updates, types, aliases, in_place=True):
                 plan._target[n] = buf.name
         # release the buffers whose last reader is n (in input order, never a set's order:
         # the generated source, hence the kernel cache's file name, must not vary between runs)
-        for i in dict.fromkeys(n.inputs[0].inputs if n.op.name == "output" else n.inputs):
-            r = root[i]
+        # (each root once: x and a view of x read by one node release x's buffer once, not twice)
+        for r in dict.fromkeys(root[i] for i in (n.inputs[0].inputs if n.op.name == "output" else n.inputs)):
             if last_use.get(r) == position[n] and isinstance(plan._target.get(r), str) \
                     and plan._target[r].startswith("buf"):
                 free.setdefault(_pool_key(r, types), []).append(plan._target[r])

@@ -187,3 +187,20 @@ def test_matmul_of_every_rank_at_two_sizes(sa, sb, dtype):
         arrays = [rng.integers(-3, 4, [n if d is None else d for d in s]).astype(dtype) for s in (sa, sb)]
         np.testing.assert_allclose(f(*arrays), g(*arrays), rtol=1e-5)
     assert len({c.module for c in f._compiled.values()}) == 1
+
+
+def test_a_value_read_with_its_own_view_keeps_its_buffer_until_its_last_reader():
+    """x <= x[:, None]-like reads (a value and a view of it by one node) released the value's
+    buffer twice: two later values got the same buffer, and one overwrote the other (a fuzzer
+    find: a batch of programs updated a variable with another's counter)."""
+    a = gc.placeholder((3,), gc.int64, name="a")
+    b = gc.placeholder((2,), gc.int64, name="b")
+    m = gc.argmax(a, axis=-1, keepdims=False)               # a buffer of int64 (1,)
+    le = gc.less_equal(gc.expand_dims(m, (-1,)), m)          # reads m and a view of m
+    s = gc.sum(b * 3)                                        # then two int64 (1,) values,
+    t = gc.sum(b * 5)                                        # both alive at once
+    outs = [le, gc.expand_dims(s, 0) * 7 + t]
+    f, g = gc.function([a, b], outs, backend="cpu"), gc.function([a, b], outs, backend="interp")
+    args = np.array([1, 9, 2]), np.array([1, 2])
+    for got, want in zip(f(*args), g(*args)):
+        np.testing.assert_array_equal(got, want)
