@@ -166,6 +166,8 @@ class Power(Binary):
             return f"({prod})" if p > 0 else f"({t.lit(1, out)} / ({prod}))"
         if p == 0.5 and out.kind == "f":
             return f"{t.math('sqrt', out)}({a})"
+        if out.kind in "iu":                       # wrapping as numpy's integer power does
+            return f"{t.math('ipow', out)}({a}, {b})"
         if a.startswith("-"):                      # a literal -2.0: Python reads -2.0 ** x as -(2.0 ** x)
             a = f"({a})"
         return f"({a} ** {b})"

@@ -36,6 +36,12 @@ class Reshape(Op):
             raise ShapeError(f"bad target shape {shape}: sizes must be >= 0, with at most one -1")
         known = math.prod(d for d in shape if d != -1)
         if not t.is_concrete:
+            # t has (product of its known sizes) * (the None ones) elements: a target of known
+            # size must be a multiple of that product, or no size fed could fit
+            part = math.prod(d for d in t.shape if d is not None)
+            if -1 not in shape and (known % part if part else known):
+                raise ShapeError(f"cannot reshape {fmt_shape(t.shape)} (a multiple of {part} elements) "
+                                 f"into {fmt_shape(shape)} ({known} elements)")
             return TensorType(tuple(None if d == -1 else d for d in shape), t.dtype)
         if -1 in shape:
             if known == 0 or t.size % known:

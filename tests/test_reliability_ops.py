@@ -346,3 +346,21 @@ def test_folding_a_constant_int_to_a_negative_power_leaves_it_to_raise_by_name()
         f = gc.function([x], y, backend=backend)
         with pytest.raises(gc.GraphError, match="negative integer powers"):
             f(np.zeros(2, np.int32))
+
+
+@pytest.mark.parametrize("dtype", [np.int32, np.int64])
+def test_integer_powers_wrap_like_numpy_for_any_exponent(dtype):
+    """Numba's ** went through floats for large exponents (3 ** (2**63 - 1) gave -2**63)."""
+    big = np.iinfo(dtype).max
+    x = gc.placeholder((4,), dtype, name="x")
+    e = gc.placeholder((4,), dtype, name="e")
+    bases, exps = np.array([3, -4, 7, -1], dtype), np.array([big, big, 40, big - 1], dtype)
+    got = gc.function([x, e], x ** e, backend="cpu")(bases, exps)
+    np.testing.assert_array_equal(got, bases ** exps)
+
+
+def test_reshape_of_a_none_dimension_into_a_size_no_feed_can_have_is_refused_when_built():
+    x = gc.placeholder((None, 4), gc.float32, name="x")
+    with pytest.raises(gc.ShapeError, match=r"a multiple of 4 elements\) into \(1, 2\)"):
+        gc.reshape(x, (1, 2))
+    assert gc.reshape(x, (2, 4)).shape == (2, 4)

@@ -180,15 +180,21 @@ def check_gradient(prog, out_name, rng, n_points=8, h=1e-5):
         forward = [n for n in ancestors([y]) if isinstance(n.type, TensorType) and n.dtype.kind == "f"]
         singular = [(n, n.inputs[SINGULAR[n.op.name]]) for n in forward if n.op.name in SINGULAR
                     and len(n.inputs) > SINGULAR[n.op.name]]
-        f_all = gc.function(inputs, [n for n in forward] + [x for _, x in singular])
+        # comparisons of floats: at a tie (x == c) a where() takes one branch, and so does its
+        # gradient, as in any autodiff, even where the two branches meet continuously
+        compared = [x for n in ancestors([y]) if n.op.name in COMPARISONS
+                    and all(x.dtype.kind == "f" for x in n.inputs[:2]) for x in n.inputs[:2]]
+        f_all = gc.function(inputs, [n for n in forward] + [x for _, x in singular] + compared)
     args = feeds(prog, 0, float64=True)
     got = f(*args)
     values = f_all(*args)
+    pairs, values = values[len(values) - len(compared):], values[:len(values) - len(compared)]
+    ties = any(np.any(np.equal(a, b)) for a, b in zip(pairs[::2], pairs[1::2]))
     # the chain rule's 0 * inf: a nan gradient where the forward pass meets a singularity (sqrt at 0,
     # x / 0, 0 ** y, ...) or a non-finite value, as in any autodiff; finite differences see a constant
     # (a negative base of a power too: d/db a ** b = a ** b * log(a), nan there, as in JAX and
     # PyTorch, even where b's own gradient is 0 and the total is 0)
-    touchy = any(not np.all(np.isfinite(v)) for v in values[:len(forward)]) or \
+    touchy = ties or any(not np.all(np.isfinite(v)) for v in values[:len(forward)]) or \
         any(np.any(v == 0) or n.op.name == "power" and np.any(v < 0)
             for (n, _), v in zip(singular, values[len(forward):]))
     y0, grads = float(got[0]), got[1:]
@@ -236,5 +242,5 @@ def check_gradient(prog, out_name, rng, n_points=8, h=1e-5):
             index = tuple(int(i) for i in np.unravel_index(k, g.shape))
             why = (f"d sum(w * {out_name}) / d {x.name}{list(index)}: gc.grad gives "
                    f"{analytic!r}, finite differences {central!r}")
-            return ("unstable" if touchy and not np.isfinite(analytic) else "mismatch"), why
+            return ("unstable" if touchy and (ties or not np.isfinite(analytic)) else "mismatch"), why
     return None

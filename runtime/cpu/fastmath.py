@@ -236,3 +236,17 @@ def row_min(a, init):
 rng_bits = njit(inline="always")(random_formula.splitmix64)
 rng_uniform = njit(inline="always")(random_formula.uniform_from_bits)
 rng_normal = njit(inline="always")(random_formula.normal_from_bits)
+
+
+@njit(inline="always")
+def ipow_u64(base, exp):
+    """base ** exp in uint64 by repeated squaring, wrapping modulo 2**64 as numpy's integer power
+    does (Numba's own ** goes through floats for large exponents: 3 ** (2**63 - 1) came out as
+    -2**63). The kernels compute every integer power in uint64 (loops.py)."""
+    result = np.uint64(1)
+    while exp:
+        if exp & np.uint64(1):
+            result *= base
+        base *= base
+        exp >>= np.uint64(1)
+    return result

@@ -3,7 +3,7 @@ float64 ones from `math` (exact libm)."""
 from graphc.runtime.target import Target
 
 FAST = ["exp32", "expm1_32", "log32", "matmul_into", "row_max", "row_min", "row_sum", "sigmoid32",
-        "sigmoid64", "softplus32", "softplus64", "tanh32", "rng_bits", "rng_uniform", "rng_normal"]
+        "sigmoid64", "softplus32", "softplus64", "tanh32", "rng_bits", "rng_uniform", "rng_normal", "ipow_u64"]
 
 
 class CpuTarget(Target):
@@ -15,6 +15,7 @@ class CpuTarget(Target):
         ("exp", "float64"): "math.exp", ("log", "float64"): "math.log", ("tanh", "float64"): "math.tanh",
         ("sigmoid", "float64"): "sigmoid64", ("softplus", "float64"): "softplus64",
         ("expm1", "float64"): "math.expm1", ("sqrt", "float64"): "np.sqrt",
+        ("ipow", "uint64"): "ipow_u64",        # every integer power is computed in uint64 (loops.py)
     }
     # the row helpers a reduction's `row` fact names (ops/reductions.py)
     ROW = {"sum": "row_sum", "max": "row_max", "min": "row_min"}
