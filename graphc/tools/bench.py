@@ -7,12 +7,15 @@ a noisy machine. Reported: median time per call, ratio to numpy, and minor
 page faults per call. W6 times the W3 step's first call in fresh processes,
 with an empty kernel cache and then with the cache the first one left.
 
-    graphc bench [W1 W2 ...] [--reps N] [--json out.json] [--plot out.png] [--keep-env]
+    graphc bench [W1 W2 ...] [--busy] [--reps N] [--json out.json] [--plot out.png] [--keep-env]
 
 It re-runs itself with OPENBLAS_CORETYPE and OPENBLAS_L2_SIZE unset and
-OPENBLAS_THREAD_TIMEOUT=4 (see below) unless --keep-env is given.
+OPENBLAS_THREAD_TIMEOUT=4 (see below) unless --keep-env is given. With --busy the
+whole run goes on beside a CPU-bound process of its own (graphc/tools/busy.py),
+as on a shared machine; that process is stopped at the end, however the run ends.
 """
 import argparse
+import contextlib
 import json
 import os
 import platform
@@ -25,7 +28,7 @@ import time
 
 import numpy as np
 
-from . import peers
+from . import busy, peers
 from .workloads import WORKLOADS
 
 
@@ -98,20 +101,31 @@ def time_interleaved(runs, reps, progress=None):
     return {c: (float(np.median(t)), faults[c] / (reps * BURST)) for c, t in times.items()}
 
 
+CORE = ("interp", "numpy", "cpu", "copy")     # a failure here is graphc's own: it propagates
+
+
 def bench_workload(name, reps, progress=None):
+    """({column: (median s, faults)}, {column: why not timed}). A peer column that fails
+    to build or run (a version that does not fit, a missing compiler) is left out, saying why."""
     makers = columns(name)
-    runs = {}
+    runs, bad = {}, {}
     for col, make in makers.items():
-        fn, _ = make()
-        fn()                                       # warm up: compile, caches
+        try:
+            fn, _ = make()
+            fn()                                   # warm up: compile, caches
+        except Exception as e:
+            if col in CORE:
+                raise
+            bad[col] = f"failed: {type(e).__name__}: {str(e).splitlines()[0][:120] if str(e) else ''}"
+            continue
         runs[col] = fn
     # the check uses fresh state (a training step changes its variables)
-    fresh = {col: make()[0] for col, make in makers.items()}
+    fresh = {col: makers[col]()[0] for col in runs}
     reference = np.asarray(_first(fresh.pop("interp")()), np.float64)
     fresh.pop("copy", None)                        # not the workload's answer, only its floor
-    bad = check(name, fresh, reference)
+    bad.update(check(name, fresh, reference))
     for col in bad:
-        runs.pop(col)
+        runs.pop(col, None)
     result = time_interleaved(runs, reps, progress)
     return result, bad
 
@@ -147,12 +161,14 @@ def machine_info():
             "OPENBLAS_L2_SIZE": os.environ.get("OPENBLAS_L2_SIZE", "unset"),
             "OPENBLAS_THREAD_TIMEOUT": os.environ.get("OPENBLAS_THREAD_TIMEOUT", "unset")}
     try:
+        import scipy.linalg.cython_blas  # noqa: F401  the BLAS Numba's np.dot calls, loaded
         from threadpoolctl import threadpool_info
-        info["blas"] = [f"{p.get('internal_api')} {p.get('version')} {p.get('architecture')} "
-                        f"threads={p.get('num_threads')}" for p in threadpool_info()
-                        if p.get("user_api") == "blas"]
+        info["blas"] = [f"{os.path.basename(os.path.dirname(p['filepath']))}: {p.get('internal_api')} "
+                        f"{p.get('version')} {p.get('architecture')} threads={p.get('num_threads')}"
+                        for p in threadpool_info() if p.get("user_api") == "blas"]
     except ImportError:
         info["blas"] = ["threadpoolctl not installed"]
+    info["GRAPHC_BLAS_THREADS"] = os.environ.get("GRAPHC_BLAS_THREADS", "auto")
     import numba
 
     from graphc.runtime.cpu.config import configure_once
@@ -172,7 +188,8 @@ def format_table(results):
         cells = []
         for c in cols:
             if c not in r["times"]:
-                cells.append(f"{'wrong' if c in r['bad'] else '-':>20}")
+                why = str(r["bad"].get(c, "-"))
+                cells.append(f"{'failed' if why.startswith('failed') else 'wrong' if c in r['bad'] else '-':>20}")
                 continue
             t, faults = r["times"][c]
             ratio = f" ({t / base:.2f}x)" if base else ""
@@ -181,6 +198,10 @@ def format_table(results):
     lines.append("times: median per call; (ratio to numpy, lower is faster)")
     faults = {f"{n}/{c}": round(f, 1) for n, r in results.items() for c, (t, f) in r["times"].items() if f >= 1}
     lines.append(f"minor page faults per call (>= 1): {faults or 'none'}")
+    for n, r in results.items():
+        for c, why in r["bad"].items():
+            lines.append(f"{n}/{c} not timed: {'wrong answer, max abs error ' if not str(why).startswith('failed') else ''}"
+                         f"{why}")
     return "\n".join(lines)
 
 
@@ -205,18 +226,56 @@ def _reexec_with_bench_env(argv):
     os.execve(sys.executable, [sys.executable, "-m", "graphc.tools.bench", *argv], env)
 
 
-def main(argv=None):
-    argv = sys.argv[1:] if argv is None else list(argv)
-    if "--keep-env" in argv:
-        argv.remove("--keep-env")
-    else:
-        _reexec_with_bench_env(argv)
-    parser = argparse.ArgumentParser(prog="graphc bench", description=__doc__.split("\n\n")[0])
-    parser.add_argument("workloads", nargs="*", default=["W1", "W2", "W3", "W4", "W6"])
+W6_DESCRIPTION = "compile time: the W3 step's first call in a fresh process, cold then warm kernel cache"
+DEFAULT = ["W1", "W2", "W3", "W4", "W6"]
+
+
+def known_workloads():
+    from .workloads import DESCRIPTIONS
+    return {**DESCRIPTIONS, "W6": W6_DESCRIPTION}
+
+
+def build_parser():
+    known = known_workloads()
+    epilog = "workloads (BENCHMARKS.md):\n" + "\n".join(f"  {k:4} {d}" for k, d in known.items())
+    epilog += ("\n\ncolumns: interp, numpy, cpu, and the peers installed here (jax, torch, pytensor)."
+               "\n--busy runs the same beside one CPU-bound process of its own (W3 if no workload is named);"
+               "\nwith --keep-env too, OpenBLAS's threads spin after each call for as long as a user's do.")
+    parser = argparse.ArgumentParser(prog="graphc bench", description=__doc__.split("\n\n")[0], epilog=epilog,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("workloads", nargs="*", metavar="WORKLOAD",
+                        help=f"which to run (default {' '.join(DEFAULT)}; with --busy, W3)")
     parser.add_argument("--reps", type=int, default=20, help=f"rounds; each times {BURST} calls per column (default 20)")
+    parser.add_argument("--busy", action="store_true",
+                        help="run a competing CPU-bound process of its own during the benchmark (and stop it)")
+    parser.add_argument("--competitors", type=int, default=1, metavar="N",
+                        help="with --busy: how many competing processes (default 1)")
     parser.add_argument("--json", default="bench.json", help="write the results here (default bench.json)")
     parser.add_argument("--plot", help="write a bar chart of the ratios to numpy (needs matplotlib)")
+    parser.add_argument("--keep-env", action="store_true",
+                        help="keep OPENBLAS_CORETYPE / OPENBLAS_L2_SIZE / OPENBLAS_THREAD_TIMEOUT as they are")
+    return parser
+
+
+def parse_args(argv):
+    parser = build_parser()
     args = parser.parse_args(argv)
+    unknown = [w for w in args.workloads if w not in known_workloads()]
+    if unknown:
+        parser.error(f"unknown workload{'s' if len(unknown) > 1 else ''} {', '.join(map(repr, unknown))}; "
+                     f"known: {', '.join(known_workloads())} (see graphc bench --help)")
+    if not args.workloads:
+        args.workloads = ["W3"] if args.busy else list(DEFAULT)
+    if args.competitors < 1:
+        parser.error("--competitors must be at least 1")
+    return args
+
+
+def main(argv=None):
+    argv = sys.argv[1:] if argv is None else list(argv)
+    args = parse_args(argv)             # --help and bad names answer before anything loads
+    if not args.keep_env:
+        _reexec_with_bench_env(argv)
     try:
         from tqdm import tqdm
     except ImportError:                            # pragma: no cover
@@ -225,16 +284,22 @@ def main(argv=None):
     print("machine:", json.dumps(info))
     results, compile_times = {}, None
     timed = [w for w in args.workloads if w != "W6"]
-    bar = tqdm(total=len(timed) * args.reps, desc="bench", unit="round") if tqdm else None
-    for name in timed:
+    with (busy.competing(args.competitors) if args.busy else contextlib.nullcontext([])) as pids:
+        if args.busy:
+            info["busy"] = f"{len(pids)} competing CPU-bound process(es), pid {' '.join(map(str, pids))}"
+            print(f"BUSY: {info['busy']}, running during the whole benchmark")
+        bar = tqdm(total=len(timed) * args.reps, desc="bench", unit="round") if tqdm else None
+        for name in timed:
+            if bar:
+                bar.set_postfix_str(name)
+            times, bad = bench_workload(name, args.reps, bar)
+            results[name] = {"times": times, "bad": bad}
         if bar:
-            bar.set_postfix_str(name)
-        times, bad = bench_workload(name, args.reps, bar)
-        results[name] = {"times": times, "bad": bad}
-    if bar:
-        bar.close()
-    if "W6" in args.workloads:
-        compile_times = bench_compile()
+            bar.close()
+        if "W6" in args.workloads:
+            compile_times = bench_compile()
+    if args.busy:
+        print(f"BUSY run: beside {args.competitors} competing CPU-bound process(es) of its own (now stopped)")
     print(format_table(results))
     if compile_times:
         print(f"W6   W3 step first call in a fresh process: cold cache {compile_times['cold']:.2f} s, "
@@ -244,6 +309,7 @@ def main(argv=None):
     print(f"results written to {args.json}")
     if args.plot:
         plot(results, args.plot)
+    return 0
 
 
 def plot(results, path):
@@ -267,4 +333,4 @@ def plot(results, path):
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

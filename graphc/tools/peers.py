@@ -1,7 +1,12 @@
 """Optional peer columns for `graphc bench`: JAX, PyTorch, PyTensor, when installed.
 
 Each returns {column: make} where make() -> (callable running one call, data),
-written the way a user of that framework would write the workload.
+written the way a user of that framework would write the workload:
+- jax: jax.jit;
+- torch: torch.compile (inductor; its first call compiles C++ with the system's compiler);
+  for W3 the forward and loss are compiled and AOTAutograd compiles the backward;
+- pytensor: pytensor.function(..., mode="NUMBA"), floatX float32.
+`pip install -e '.[bench]'` installs them (pyproject.toml says which versions).
 """
 import importlib.util
 
@@ -10,16 +15,16 @@ import numpy as np
 from .workloads import WORKLOADS, mlp_params
 
 
+def installed(module):
+    return importlib.util.find_spec(module) is not None
+
+
 def available(name):
+    """{column: make} of the peers installed here that can express workload `name`."""
     cols = {}
-    if importlib.util.find_spec("jax") is not None:
-        make = JAX.get(name)
-        if make:
-            cols["jax"] = make
-    if importlib.util.find_spec("torch") is not None:
-        make = TORCH.get(name)
-        if make:
-            cols["torch"] = make
+    for column, table in (("jax", JAX), ("torch", TORCH), ("pytensor", PYTENSOR)):
+        if name in table and installed(column):
+            cols[column] = table[name]
     return cols
 
 
@@ -89,21 +94,33 @@ def _jax_w4():
 
 JAX = {"W1": _jax_w1, "W2": _jax_w2, "W3": _jax_w3, "W4": _jax_w4}
 
-# ---------------------------------------------------------------- PyTorch (eager)
+# ---------------------------------------------------------------- PyTorch (torch.compile)
+
+
+def _torch_mlp(params, x):
+    import torch
+    h = x
+    for k in range(0, len(params), 2):
+        h = h @ params[k] + params[k + 1]
+        if k + 2 < len(params):
+            h = torch.relu(h)
+    return h
 
 
 def _torch_w1():
     import torch
     w = WORKLOADS["W1"]()
+    f = torch.compile(lambda x: torch.tanh(1.5 * x + 0.3) * torch.sigmoid(x) - 0.5 * x ** 2 + x.abs())
     x = torch.from_numpy(w.data[0])
-    return (lambda: (torch.tanh(1.5 * x + 0.3) * torch.sigmoid(x) - 0.5 * x ** 2 + x.abs()).numpy()), w.data
+    return (lambda: f(x).numpy()), w.data
 
 
 def _torch_w2():
     import torch
     w = WORKLOADS["W2"]()
+    f = torch.compile(lambda x: torch.softmax(x, dim=-1))
     x = torch.from_numpy(w.data[0])
-    return (lambda: torch.softmax(x, dim=-1).numpy()), w.data
+    return (lambda: f(x).numpy()), w.data
 
 
 def _torch_w3():
@@ -111,14 +128,10 @@ def _torch_w3():
     w = WORKLOADS["W3"]()
     params = [torch.tensor(p, requires_grad=True) for p in mlp_params()]
     x, y = torch.from_numpy(w.data[0]), torch.from_numpy(w.data[1])
+    loss_fn = torch.compile(lambda params, x, y: torch.nn.functional.cross_entropy(_torch_mlp(params, x), y))
 
     def run():
-        h = x
-        for k in range(0, len(params), 2):
-            h = h @ params[k] + params[k + 1]
-            if k + 2 < len(params):
-                h = torch.relu(h)
-        loss = torch.nn.functional.cross_entropy(h, y)
+        loss = loss_fn(params, x, y)
         grads = torch.autograd.grad(loss, params)
         with torch.no_grad():
             for p, g in zip(params, grads):
@@ -131,17 +144,72 @@ def _torch_w4():
     import torch
     w = WORKLOADS["W4"]()
     params = [torch.from_numpy(p) for p in mlp_params()]
+    f = torch.compile(lambda x: torch.softmax(_torch_mlp(params, x), dim=-1))
     x = torch.from_numpy(w.data[0])
 
     def run():
         with torch.no_grad():
-            h = x
-            for k in range(0, len(params), 2):
-                h = h @ params[k] + params[k + 1]
-                if k + 2 < len(params):
-                    h = torch.relu(h)
-            return torch.softmax(h, dim=-1).numpy()
+            return f(x).numpy()
     return run, w.data
 
 
 TORCH = {"W1": _torch_w1, "W2": _torch_w2, "W3": _torch_w3, "W4": _torch_w4}
+
+# ---------------------------------------------------------------- PyTensor (mode="NUMBA")
+
+
+def _pytensor():
+    import pytensor
+    pytensor.config.floatX = "float32"        # python scalars in the graphs stay float32
+    return pytensor, pytensor.tensor
+
+
+def _pytensor_mlp(pt, params, x):
+    h = x
+    for k in range(0, len(params), 2):
+        h = h @ params[k] + params[k + 1]
+        if k + 2 < len(params):
+            h = pt.maximum(h, np.float32(0))
+    return h
+
+
+def _pytensor_w1():
+    pytensor, pt = _pytensor()
+    w = WORKLOADS["W1"]()
+    x = pt.vector("x", dtype="float32")
+    y = pt.tanh(1.5 * x + 0.3) * pt.sigmoid(x) - 0.5 * x ** 2 + pt.abs(x)
+    f = pytensor.function([x], y, mode="NUMBA")
+    return (lambda: f(w.data[0])), w.data
+
+
+def _pytensor_w2():
+    pytensor, pt = _pytensor()
+    w = WORKLOADS["W2"]()
+    x = pt.matrix("x", dtype="float32")
+    f = pytensor.function([x], pt.special.softmax(x, axis=-1), mode="NUMBA")
+    return (lambda: f(w.data[0])), w.data
+
+
+def _pytensor_w3():
+    pytensor, pt = _pytensor()
+    w = WORKLOADS["W3"]()
+    params = [pytensor.shared(p) for p in mlp_params()]
+    x, y = pt.matrix("x", dtype="float32"), pt.vector("y", dtype="int64")
+    logp = pt.special.log_softmax(_pytensor_mlp(pt, params, x), axis=-1)
+    loss = -pt.mean(logp[pt.arange(y.shape[0]), y])
+    grads = pytensor.grad(loss, params)
+    f = pytensor.function([x, y], loss, updates=[(p, p - np.float32(0.01) * g) for p, g in zip(params, grads)],
+                          mode="NUMBA")
+    return (lambda: f(*w.data)), w.data
+
+
+def _pytensor_w4():
+    pytensor, pt = _pytensor()
+    w = WORKLOADS["W4"]()
+    params = [pt.constant(p) for p in mlp_params()]
+    x = pt.matrix("x", dtype="float32")
+    f = pytensor.function([x], pt.special.softmax(_pytensor_mlp(pt, params, x), axis=-1), mode="NUMBA")
+    return (lambda: f(w.data[0])), w.data
+
+
+PYTENSOR = {"W1": _pytensor_w1, "W2": _pytensor_w2, "W3": _pytensor_w3, "W4": _pytensor_w4}

@@ -106,14 +106,14 @@ def w3_train_step(batch=128, sizes=(784, 256, 256, 10), lr=0.01, seed=0):
                     dict(updates), data, numpy_fn)
 
 
-def w4_forward(sizes=(784, 256, 256, 10), seed=0):
-    """The W3 network's forward pass for one example (per-call overhead)."""
+def w4_forward(sizes=(784, 256, 256, 10), seed=0, batch=1):
+    """The W3 network's forward pass for one example (per-call overhead; `batch` for tests)."""
     params = mlp_params(sizes, seed)
     with gc.Graph("W4"):
-        x = gc.placeholder((1, sizes[0]), gc.float32, name="x")
+        x = gc.placeholder((batch, sizes[0]), gc.float32, name="x")
         variables = [gc.variable(p) for p in params]
         probs = gc.softmax(mlp_forward(x, variables), axis=-1)
-    data = [np.random.default_rng(seed + 1).normal(size=(1, sizes[0])).astype(np.float32)]
+    data = [np.random.default_rng(seed + 1).normal(size=(batch, sizes[0])).astype(np.float32)]
 
     def numpy_fn(x):
         h = x
@@ -127,3 +127,11 @@ def w4_forward(sizes=(784, 256, 256, 10), seed=0):
 
 
 WORKLOADS = {"W1": w1_elementwise, "W2": w2_softmax, "W3": w3_train_step, "W4": w4_forward}
+
+# one line each, for `graphc bench --help`
+DESCRIPTIONS = {
+    "W1": "elementwise chain tanh(1.5x + 0.3) * sigmoid(x) - 0.5x^2 + |x|, N = 4,000,000 (and the copy floor)",
+    "W2": "row softmax of a (4096, 1024) float32 matrix",
+    "W3": "MLP training step, batch 128, 784-256-256-10: forward, backward, in-place SGD (8 GEMMs)",
+    "W4": "the W3 network's forward pass at batch 1 (per-call overhead)",
+}
