@@ -26,7 +26,8 @@ import math
 import numpy as np
 from llvmlite import ir
 from numba import njit, types
-from numba.extending import intrinsic
+from numba.core.errors import TypingError
+from numba.extending import intrinsic, overload
 
 from graphc.ops import random as random_formula
 
@@ -174,11 +175,44 @@ def softplus64(x):
     return max(x, 0.0) + math.log1p(math.exp(-abs(x)))
 
 
+def _float_pair(name):
+    """An LLVM float intrinsic of two operands (llvm.maximum, llvm.minimum) as a function."""
+    @intrinsic
+    def binary(typingctx, a, b):
+        if not (isinstance(a, types.Float) and isinstance(b, types.Float)):
+            return None
+        t = a if a.bitwidth >= b.bitwidth else b
+
+        def codegen(context, builder, signature, args):
+            x, y = (context.cast(builder, v, ty, t) for v, ty in zip(args, signature.args))
+            fn = builder.module.declare_intrinsic(name, [x.type], ir.FunctionType(x.type, [x.type, x.type]))
+            return builder.call(fn, [x, y])
+        return t(a, b), codegen
+    return binary
+
+
+# np.maximum / np.minimum of two floats: a nan wins. Unlike a compare-and-select, which LLVM
+# will not vectorize as a reduction without giving up nan, these reductions become SIMD code.
+maximum = _float_pair("llvm.maximum")
+minimum = _float_pair("llvm.minimum")
+
+
 @njit(cache=True)
-def matmul_into(a, b, out):
-    """out = a @ b through BLAS. One small function, compiled once per layout combination,
-    so that a step with many matmuls does not pay Numba's np.dot compile cost at each."""
-    np.dot(a, b, out)
+def row_max(a, init):
+    """Max of a 1-D float array, nan winning as in numpy; vectorized (see `maximum`)."""
+    m = init
+    for k in range(a.size):
+        m = maximum(m, a[k])
+    return m
+
+
+@njit(cache=True)
+def row_min(a, init):
+    """Min of a 1-D float array, nan winning as in numpy; vectorized (see `maximum`)."""
+    m = init
+    for k in range(a.size):
+        m = minimum(m, a[k])
+    return m
 
 
 @njit(cache=True, fastmath={"reassoc", "contract"})
@@ -191,44 +225,101 @@ def row_sum(a, zero):
     return acc
 
 
-@njit(cache=True)
-def row_max(a, init):
-    """Max of a 1-D array, nan winning as in numpy. Sixteen running maxima, one per lane,
-    turn the reduction into an elementwise select that LLVM vectorizes (it will not
-    vectorize a float max reduction without giving up nan)."""
-    lanes = np.full(16, init)
-    n = a.size - a.size % 16
-    for k in range(0, n, 16):
-        for lane in range(16):
-            v = a[k + lane]
-            lanes[lane] = v if (v > lanes[lane] or v != v) else lanes[lane]
-    m = init
-    for lane in range(16):
-        v = lanes[lane]
-        m = v if (v > m or v != v) else m
-    for k in range(n, a.size):
-        v = a[k]
-        m = v if (v > m or v != v) else m
-    return m
+# ---------------------------------------------------------------- matmul through BLAS
 
 
 @njit(cache=True)
-def row_min(a, init):
-    """Min of a 1-D array, nan winning; lanes as in row_max."""
-    lanes = np.full(16, init)
-    n = a.size - a.size % 16
-    for k in range(0, n, 16):
-        for lane in range(16):
-            v = a[k + lane]
-            lanes[lane] = v if (v < lanes[lane] or v != v) else lanes[lane]
-    m = init
-    for lane in range(16):
-        v = lanes[lane]
-        m = v if (v < m or v != v) else m
-    for k in range(n, a.size):
-        v = a[k]
-        m = v if (v < m or v != v) else m
-    return m
+def matmul_into(a, b, out, alpha=1.0, beta=0.0):
+    """out = alpha * (a @ b) + beta * out, with numpy's matmul semantics: 1-D operands, the
+    batch axes of `a` folded into its rows when `b` is a matrix, else a loop over the
+    (broadcast) batch axes. One BLAS gemm call per matrix product: a transposed operand (a
+    transposed view: Numba's F layout) is handed to BLAS with its transposition flag, not
+    copied; beta = 1 adds the product into out (an SGD update `W - lr * g` folded into the
+    gemm computing g). out: C-contiguous, not overlapping a or b; a and b: C or F."""
+    if b.ndim <= 2:
+        a2, b2 = _rows(a), _cols(b)
+        _gemm(a2, b2, out.reshape((a2.shape[0], b2.shape[1])), alpha, beta)
+        return
+    m = 1 if a.ndim == 1 else a.shape[-2]
+    k, n = b.shape[-2], b.shape[-1]
+    batch = out.shape[:-1] if a.ndim == 1 else out.shape[:-2]
+    nb = _count(batch)
+    # the operands as (batch, rows, cols) stacks, broadcast along their missing batch axes
+    a3 = np.ascontiguousarray(np.broadcast_to(a, batch + (m, k))).reshape((nb, m, k))
+    b3 = np.ascontiguousarray(np.broadcast_to(b, batch + (k, n))).reshape((nb, k, n))
+    out3 = out.reshape((nb, m, n))
+    for t in range(nb):
+        _gemm(a3[t], b3[t], out3[t], alpha, beta)
+
+
+@njit(inline="always")
+def _count(shape):
+    """The number of elements of an array of this shape (also when a size is 0)."""
+    c = 1
+    for d in shape:
+        c *= d
+    return c
+
+
+def _rows(a):
+    """a as a matrix: a vector is one row; the batch axes of a C-contiguous array fold into rows."""
+
+
+def _cols(b):
+    """b as a matrix: a vector is one column."""
+
+
+def _gemm(a, b, out, alpha, beta):
+    """out = alpha * a @ b + beta * out for matrices, one BLAS call (typed below)."""
+
+
+@overload(_rows)
+def _rows_impl(a):
+    if a.ndim == 2:
+        return lambda a: a
+    if a.ndim == 1:
+        return lambda a: a.reshape((1, a.shape[0]))
+    return lambda a: a.reshape((_count(a.shape[:-1]), a.shape[-1]))
+
+
+@overload(_cols)
+def _cols_impl(b):
+    if b.ndim == 1:
+        return lambda b: b.reshape((b.shape[0], 1))
+    return lambda b: b
+
+
+@overload(_gemm)
+def _gemm_impl(a, b, out, alpha, beta):
+    from numba.np.linalg import _BLAS, get_blas_kind
+    if a.layout not in "CF" or b.layout not in "CF" or out.layout != "C" or not a.dtype == b.dtype == out.dtype:
+        raise TypingError(f"matmul_into needs C or F operands, a C output, one dtype; got {a}, {b}, {out}")
+    dtype = out.dtype
+    xxgemm = _BLAS().numba_xxgemm(dtype)
+    kind = ord(get_blas_kind(dtype, "matmul_into"))
+    # BLAS is column-major: to it, a C-contiguous out is out.T, and it computes out.T = b.T @ a.T.
+    # A C operand is already its transpose to BLAS ('n'); an F one (a transposed view) is not ('t').
+    b_flag, a_flag = ord("n" if b.layout == "C" else "t"), ord("n" if a.layout == "C" else "t")
+    b_c, a_c = b.layout == "C", a.layout == "C"
+
+    def impl(a, b, out, alpha, beta):
+        m, k = a.shape
+        n = b.shape[1]
+        if b.shape[0] != k or out.shape[0] != m or out.shape[1] != n:
+            raise ValueError("matmul_into: shapes do not match")
+        if m == 0 or n == 0:
+            return
+        if k == 0:                       # BLAS wants k >= 1: the product is 0
+            if beta == 0.0:
+                out[:] = 0
+            else:
+                out[:] = out * beta
+            return
+        scale = np.empty(2, out.dtype)
+        scale[0], scale[1] = alpha, beta
+        xxgemm(kind, b_flag, a_flag, n, m, k, scale[0:].ctypes, b.ctypes, n if b_c else k,
+               a.ctypes, k if a_c else m, scale[1:].ctypes, out.ctypes, n)
+    return impl
 
 
 # gc.random's formula (ops/random.py), the same functions the numpy reference runs, compiled
