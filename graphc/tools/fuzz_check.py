@@ -87,11 +87,13 @@ def tolerance(prog, types, name):
 
 
 def upstream_scale(values, names):
-    """The largest finite magnitude among these intermediate values."""
+    """The largest finite magnitude among these intermediate values (integers too: a mean of
+    int64 values near 2**63 that cancel rounds like any float sum)."""
     m = 1.0
     for n in names:
         v = values.get(n)
-        if v is not None and v.dtype.kind == "f" and v.size:
+        if v is not None and v.dtype.kind in "fiu" and v.size:
+            v = v.astype(np.float64)
             with np.errstate(invalid="ignore"):
                 fin = np.abs(v[np.isfinite(v)])
             m = max(m, float(fin.max(initial=0.0)))

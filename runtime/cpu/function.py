@@ -35,7 +35,7 @@ from graphc.runtime.memory import kshape
 
 from . import cache
 from .codegen import generate
-from .config import configure_once
+from .config import blas_step, configure_once
 
 
 class Compiled:
@@ -233,6 +233,7 @@ class CpuFunction(Function):
             c = Compiled(program, module, path, self, types)
             self._warm(c, sig)
         c.fixed, c.owner = c.new_fixed(), get_ident()
+        c.step = blas_step(c.step, self.nodes, types)     # its BLAS threads per call (config.py)
         self._compiled[sig] = c
         times.update(specialize=t1 - t0, codegen=t2 - t1, write_import=t3 - t2, cache_file_written=wrote)
         c.times = times
