@@ -147,12 +147,17 @@ def test_the_kernel_map_links_every_node_that_runs_to_its_line(compiled, name):
 
 
 def test_kernels_are_named_once_and_shared_by_identical_work(compiled):
-    """The SGD update of W1 and W2 is one kernel, called twice; no two kernels share a name."""
+    """No two kernels share a name; the same work on two inputs is one kernel, called twice."""
     source = compiled["mlp_train_step"][0].source
-    defs = Counter(re.findall(r"^def (\w+)\(", source, re.M))
-    assert max(defs.values()) == 1
-    calls = Counter(re.findall(r"^    (\w+)\(", source.split("\ndef step(")[1], re.M))
-    assert any(calls[k] >= 2 for k in defs), calls
+    assert max(Counter(re.findall(r"^def (\w+)\(", source, re.M)).values()) == 1
+    with gc.Graph():
+        a = gc.placeholder((None, 3), gc.float32, name="a")
+        b = gc.placeholder((None, 3), gc.float32, name="b")
+        fn = gc.function([a, b], [gc.tanh(a * 2.0 + 1.0), gc.tanh(b * 2.0 + 1.0)], backend="cpu")
+    fn(np.ones((2, 3), np.float32), np.zeros((2, 3), np.float32))
+    defs = Counter(re.findall(r"^def (\w+)\(", fn.source, re.M))
+    calls = Counter(re.findall(r"^    (\w+)\(", fn.source.split("\ndef step(")[1], re.M))
+    assert any(calls[k] == 2 for k in defs) and len(defs) == 2, (defs, calls)     # the kernel and step
 
 
 def test_the_kernel_map_needs_a_call_first():
