@@ -178,3 +178,28 @@ def test_w3_folds_its_three_weight_updates_and_matches_the_interpreter():
     np.testing.assert_allclose(runs["cpu"][0], runs["interp"][0], rtol=1e-5)
     for a, b in zip(runs["cpu"][1], runs["interp"][1]):
         np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6)
+
+
+def test_exp_nonpos32_is_exp32_for_every_nonpositive_float32():
+    """softmax's exp(x - max): as accurate as exp32 wherever x <= 0 (-inf, -0.0, nan included)."""
+    from numba import njit
+
+    from graphc.runtime.cpu.fastmath import MAX_REL_ERROR, exp_nonpos32
+
+    @njit(error_model="numpy")
+    def apply(x, out):
+        for i in range(x.size):
+            out[i] = exp_nonpos32(x[i])
+
+    x = -np.abs(np.concatenate([rng.uniform(-110, 0, 200_000), rng.normal(0, 1e-3, 10_000),
+                                10.0 ** rng.uniform(-45, 2.3, 50_000),
+                                [0.0, 1e-45, 87.3, 87.33, 87.34, 103.9, 104.0, np.inf]]).astype(np.float32))
+    x = np.append(x, [np.float32(-0.0), np.float32(np.nan)])
+    got = np.empty_like(x)
+    apply(x, got)
+    want = np.exp(x.astype(np.float64))
+    assert got[-1] != got[-1] and got[-2] == 1.0 and got[-3] == 0.0       # nan, -0.0, -inf
+    normal = want >= np.finfo(np.float32).tiny
+    rel = np.abs(got[normal] - want[normal]) / want[normal]
+    assert rel.max() <= MAX_REL_ERROR
+    assert np.all(np.abs(got[~normal & (want == want)] - want[~normal & (want == want)]) <= np.finfo(np.float32).tiny)

@@ -15,7 +15,8 @@ LLVM reorder additions.
 Accuracy (float32 results against float64 references, measured by
 tests/test_fastmath.py over the whole float32 range, subnormals, 0, +-inf, nan):
   exp32      max relative error ~1e-7; results below the normal float32 range
-             (x < -87.34) flush to 0: absolute error < 1.2e-38
+             (x < -87.34) flush to 0: absolute error < 1.2e-38 (exp_nonpos32: the same,
+             for x <= 0 only)
   log32      ~2e-7 relative for positive inputs (subnormals included)
   tanh32     ~4e-7 relative (a rational function, no exp)
   sigmoid32, softplus32, expm1_32: ~4e-7 relative
@@ -71,6 +72,25 @@ def exp32(x):
     y = y * _bits_to_f32((np.int32(k - F(1.0) if top else k) + np.int32(127)) << np.int32(23))
     y = y + y if top else y
     y = F(np.inf) if x > F(88.72283) else y
+    y = F(0.0) if x < F(-87.33654) else y
+    return x if x != x else y
+
+
+@njit(inline="always")
+def exp_nonpos32(x):
+    """exp32 for x <= 0 (and -inf, nan), as softmax's exp(x - max) is: without exp32's
+    overflow cases (2^128, inf), which makes it ~30% cheaper per element. Wrong for x > 0."""
+    xc = max(x, F(-87.33654))
+    k = (xc * F(1.44269504) + F(12582912.0)) - F(12582912.0)
+    r = xc - k * F(0.693359375) - k * F(-2.12194440e-4)
+    p = F(1.9875691500e-4)
+    p = p * r + F(1.3981999507e-3)
+    p = p * r + F(8.3334519073e-3)
+    p = p * r + F(4.1665795894e-2)
+    p = p * r + F(1.6666665459e-1)
+    p = p * r + F(5.0000001201e-1)
+    y = p * r * r + r + F(1.0)
+    y = y * _bits_to_f32((np.int32(k) + np.int32(127)) << np.int32(23))
     y = F(0.0) if x < F(-87.33654) else y
     return x if x != x else y
 

@@ -27,11 +27,20 @@ def _softmax(n, ctx):
     return dest
 
 
+def _exp_nonpositive(ctx, dtype):
+    """The exp for x - max, which is never above 0: the target's cheaper one for that range
+    (fastmath.exp_nonpos32) where the target names one, else its exp."""
+    try:
+        return ctx.t.math("exp_nonpos", dtype)
+    except KeyError:
+        return ctx.t.math("exp", dtype)
+
+
 def _softmax_rows(n, ctx, parallel):
     """Along the last axis: one contiguous row at a time, vectorized max, exp and sum."""
     t, lit = ctx.types[n], ctx.t.lit
     nd, dtype = t.ndim, t.dtype
-    exp = ctx.t.math("exp", dtype)
+    exp = _exp_nonpositive(ctx, dtype)
     loop, idx, depth = loops([f"n{k}" for k in range(nd - 1)], parallel)
     pad = "    " * depth
     lines = loop
@@ -61,7 +70,7 @@ def _softmax_columns(n, ctx, parallel):
     rather than striding down the axis."""
     t, lit = ctx.types[n], ctx.t.lit
     nd, axis, dtype = t.ndim, n.attrs["axis"], t.dtype
-    exp = ctx.t.math("exp", dtype)
+    exp = _exp_nonpositive(ctx, dtype)
     loop, idx, depth = loops([f"n{k}" for k in range(axis)], parallel)
     pad = "    " * depth
     inner = [f"i{k}" for k in range(axis + 1, nd)]
