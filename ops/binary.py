@@ -161,7 +161,7 @@ class Power(Binary):
         p = consts[1]
         # small integer powers: multiplications (1 / x**k for floats only: an integer to a
         # negative power is an error, which the loop checks for)
-        if p is not None and p == int(p) and (1 <= p <= 4 or out.kind == "f" and 1 <= -p <= 4):
+        if p is not None and np.isfinite(p) and p == int(p) and (1 <= p <= 4 or out.kind == "f" and 1 <= -p <= 4):
             prod = " * ".join([a] * int(abs(p)))
             return f"({prod})" if p > 0 else f"({t.lit(1, out)} / ({prod}))"
         if p == 0.5 and out.kind == "f":

@@ -364,3 +364,13 @@ def test_reshape_of_a_none_dimension_into_a_size_no_feed_can_have_is_refused_whe
     with pytest.raises(gc.ShapeError, match=r"a multiple of 4 elements\) into \(1, 2\)"):
         gc.reshape(x, (1, 2))
     assert gc.reshape(x, (2, 4)).shape == (2, 4)
+
+
+@pytest.mark.parametrize("exponent", [np.nan, np.inf, -np.inf])
+def test_a_constant_non_finite_exponent_compiles(exponent):
+    """x ** nan: the cpu template asked int(nan) (is it a small integer power?) and crashed."""
+    x = gc.placeholder((3,), gc.float64, name="x")
+    y = x ** gc.constant(np.float64(exponent))
+    arr = np.array([0.5, 2.0, -1.0])
+    with np.errstate(all="ignore"):
+        np.testing.assert_array_equal(gc.function([x], y, backend="cpu")(arr), arr ** exponent)
