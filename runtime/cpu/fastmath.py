@@ -249,13 +249,16 @@ def row_sum(a, zero):
 
 
 @njit(cache=True)
-def matmul_into(a, b, out, alpha=1.0, beta=0.0):
-    """out = alpha * (a @ b) + beta * out, with numpy's matmul semantics: 1-D operands, the
-    batch axes of `a` folded into its rows when `b` is a matrix, else a loop over the
-    (broadcast) batch axes. One BLAS gemm call per matrix product: a transposed operand (a
-    transposed view: Numba's F layout) is handed to BLAS with its transposition flag, not
-    copied; beta = 1 adds the product into out (an SGD update `W - lr * g` folded into the
-    gemm computing g). out: C-contiguous, not overlapping a or b; a and b: C or F."""
+def matmul_into(a, b, out, *scale):
+    """out = a @ b, or out = alpha * (a @ b) + beta * out with scale = (alpha, beta), with
+    numpy's matmul semantics: 1-D operands, the batch axes of `a` folded into its rows when
+    `b` is a matrix, else a loop over the (broadcast) batch axes. One BLAS gemm call per
+    matrix product: a transposed operand (a transposed view: Numba's F layout) is handed to
+    BLAS with its transposition flag, not copied; beta = 1 adds the product into out (an SGD
+    update `W - lr * g` folded into the gemm computing g). out: C-contiguous, not overlapping
+    a or b; a and b: C or F. (*scale, not defaults alpha=1.0, beta=0.0: a Numba function
+    called from Python without its defaults takes a slow path, ~77 us a call here.)"""
+    alpha, beta = (scale + (1.0, 0.0))[:2]
     if b.ndim <= 2:
         a2, b2 = _rows(a), _cols(b)
         _gemm(a2, b2, out.reshape((a2.shape[0], b2.shape[1])), alpha, beta)
