@@ -95,6 +95,21 @@ def test_matmul_into_takes_transposed_views_without_copying_them():
     assert sigs, "a transposed operand is compiled as an F-layout array (BLAS's transposition flag)"
 
 
+@pytest.mark.parametrize("m, k, n", [(1, 6, 4), (5, 6, 1), (1, 6, 1), (1, 1, 3)])
+@pytest.mark.parametrize("a_t, b_t", [(False, False), (True, False), (False, True), (True, True)])
+def test_matmul_into_one_row_or_column_goes_through_gemv_in_every_layout(m, k, n, a_t, b_t):
+    """m = 1 or n = 1 is a gemv call (gemm.py); each operand C or F (a transposed view)."""
+    a = rng.normal(size=(k, m) if a_t else (m, k)).astype(np.float32)
+    b = rng.normal(size=(n, k) if b_t else (k, n)).astype(np.float32)
+    a, b = (a.T if a_t else a), (b.T if b_t else b)
+    out = rng.normal(size=(m, n)).astype(np.float32)
+    old = out.copy()
+    matmul_into(a, b, out, 2.0, 0.5)
+    np.testing.assert_allclose(out, 2.0 * (a @ b) + 0.5 * old, rtol=1e-5, atol=1e-5)
+    matmul_into(a, b, out)
+    np.testing.assert_allclose(out, a @ b, rtol=1e-5, atol=1e-5)
+
+
 @pytest.mark.parametrize("dtype", ["float32", "float64", "int32", "int64"])
 @pytest.mark.parametrize("sa, sb", MATMUL_SHAPES)
 def test_compiled_matmul_matches_the_interpreter(dtype, sa, sb):

@@ -27,10 +27,11 @@ import math
 import numpy as np
 from llvmlite import ir
 from numba import njit, types
-from numba.core.errors import TypingError
-from numba.extending import intrinsic, overload
+from numba.extending import intrinsic
 
 from graphc.ops import random as random_formula
+
+from .gemm import matmul_into  # noqa: F401  (the kernels import it from here, with the math)
 
 MAX_REL_ERROR = 1e-6
 
@@ -243,106 +244,6 @@ def row_sum(a, zero):
     for k in range(a.size):
         acc += a[k]
     return acc
-
-
-# ---------------------------------------------------------------- matmul through BLAS
-
-
-@njit(cache=True)
-def matmul_into(a, b, out, *scale):
-    """out = a @ b, or out = alpha * (a @ b) + beta * out with scale = (alpha, beta), with
-    numpy's matmul semantics: 1-D operands, the batch axes of `a` folded into its rows when
-    `b` is a matrix, else a loop over the (broadcast) batch axes. One BLAS gemm call per
-    matrix product: a transposed operand (a transposed view: Numba's F layout) is handed to
-    BLAS with its transposition flag, not copied; beta = 1 adds the product into out (an SGD
-    update `W - lr * g` folded into the gemm computing g). out: C-contiguous, not overlapping
-    a or b; a and b: C or F. (*scale, not defaults alpha=1.0, beta=0.0: a Numba function
-    called from Python without its defaults takes a slow path, ~77 us a call here.)"""
-    alpha, beta = (scale + (1.0, 0.0))[:2]
-    if b.ndim <= 2:
-        a2, b2 = _rows(a), _cols(b)
-        _gemm(a2, b2, out.reshape((a2.shape[0], b2.shape[1])), alpha, beta)
-        return
-    m = 1 if a.ndim == 1 else a.shape[-2]
-    k, n = b.shape[-2], b.shape[-1]
-    batch = out.shape[:-1] if a.ndim == 1 else out.shape[:-2]
-    nb = _count(batch)
-    # the operands as (batch, rows, cols) stacks, broadcast along their missing batch axes
-    a3 = np.ascontiguousarray(np.broadcast_to(a, batch + (m, k))).reshape((nb, m, k))
-    b3 = np.ascontiguousarray(np.broadcast_to(b, batch + (k, n))).reshape((nb, k, n))
-    out3 = out.reshape((nb, m, n))
-    for t in range(nb):
-        _gemm(a3[t], b3[t], out3[t], alpha, beta)
-
-
-@njit(inline="always")
-def _count(shape):
-    """The number of elements of an array of this shape (also when a size is 0)."""
-    c = 1
-    for d in shape:
-        c *= d
-    return c
-
-
-def _rows(a):
-    """a as a matrix: a vector is one row; the batch axes of a C-contiguous array fold into rows."""
-
-
-def _cols(b):
-    """b as a matrix: a vector is one column."""
-
-
-def _gemm(a, b, out, alpha, beta):
-    """out = alpha * a @ b + beta * out for matrices, one BLAS call (typed below)."""
-
-
-@overload(_rows)
-def _rows_impl(a):
-    if a.ndim == 2:
-        return lambda a: a
-    if a.ndim == 1:
-        return lambda a: a.reshape((1, a.shape[0]))
-    return lambda a: a.reshape((_count(a.shape[:-1]), a.shape[-1]))
-
-
-@overload(_cols)
-def _cols_impl(b):
-    if b.ndim == 1:
-        return lambda b: b.reshape((b.shape[0], 1))
-    return lambda b: b
-
-
-@overload(_gemm)
-def _gemm_impl(a, b, out, alpha, beta):
-    from numba.np.linalg import _BLAS, get_blas_kind
-    if a.layout not in "CF" or b.layout not in "CF" or out.layout != "C" or not a.dtype == b.dtype == out.dtype:
-        raise TypingError(f"matmul_into needs C or F operands, a C output, one dtype; got {a}, {b}, {out}")
-    dtype = out.dtype
-    xxgemm = _BLAS().numba_xxgemm(dtype)
-    kind = ord(get_blas_kind(dtype, "matmul_into"))
-    # BLAS is column-major: to it, a C-contiguous out is out.T, and it computes out.T = b.T @ a.T.
-    # A C operand is already its transpose to BLAS ('n'); an F one (a transposed view) is not ('t').
-    b_flag, a_flag = ord("n" if b.layout == "C" else "t"), ord("n" if a.layout == "C" else "t")
-    b_c, a_c = b.layout == "C", a.layout == "C"
-
-    def impl(a, b, out, alpha, beta):
-        m, k = a.shape
-        n = b.shape[1]
-        if b.shape[0] != k or out.shape[0] != m or out.shape[1] != n:
-            raise ValueError("matmul_into: shapes do not match")
-        if m == 0 or n == 0:
-            return
-        if k == 0:                       # BLAS wants k >= 1: the product is 0
-            if beta == 0.0:
-                out[:] = 0
-            else:
-                out[:] = out * beta
-            return
-        scale = np.empty(2, out.dtype)
-        scale[0], scale[1] = alpha, beta
-        xxgemm(kind, b_flag, a_flag, n, m, k, scale[0:].ctypes, b.ctypes, n if b_c else k,
-               a.ctypes, k if a_c else m, scale[1:].ctypes, out.ctypes, n)
-    return impl
 
 
 # gc.random's formula (ops/random.py), the same functions the numpy reference runs, compiled
