@@ -2,6 +2,7 @@
 built from ordinary graph nodes.
 
   layers.py        Dense, Dropout, BatchNorm, Sequential; activations by name
+  rnn_layers.py    SimpleRNN, LSTM, GRU and their one-step cells
   losses.py        MSE, RMSE, cross-entropies, NLL (also gc.losses)
   optim.py         SGD, momentum, Adagrad, RMSprop, Adadelta, Adam; schedules (gc.optim)
   init.py          initializers (gc.init)
@@ -15,4 +16,5 @@ from .layers import *  # noqa: F401,F403
 from .layers import ACTIVATIONS  # noqa: F401
 from .losses import *  # noqa: F401,F403  (gc.nn.softmax_cross_entropy, ...)
 from .regularizers import l1, l2  # noqa: F401
+from .rnn_layers import *  # noqa: F401,F403  (SimpleRNN, LSTM, GRU and their cells)
 from .train import EarlyStopping, History, Trainer, fit, load, save  # noqa: F401
