@@ -247,7 +247,8 @@ def known_workloads():
 def build_parser():
     known = known_workloads()
     epilog = "workloads (BENCHMARKS.md):\n" + "\n".join(f"  {k:4} {d}" for k, d in known.items())
-    epilog += ("\n\ncolumns: interp, numpy, cpu, and the peers installed here (jax, torch, pytensor)."
+    epilog += ("\n\ncolumns: interp, numpy, cpu, and the peers installed here (jax, torch, pytensor),\n"
+               "and hand-written Numba (numba) where BENCHMARKS.md has one."
                "\n--busy runs the same beside one CPU-bound process of its own (W3 if no workload is named);"
                "\nwith --keep-env too, OpenBLAS's threads spin after each call for as long as a user's do.")
     parser = argparse.ArgumentParser(prog="graphc bench", description=__doc__.split("\n\n")[0], epilog=epilog,

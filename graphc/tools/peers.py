@@ -1,17 +1,19 @@
-"""Optional peer columns for `graphc bench`: JAX, PyTorch, PyTensor, when installed.
+"""Peer columns for `graphc bench`: JAX, PyTorch, PyTensor when installed; hand-written Numba.
 
 Each returns {column: make} where make() -> (callable running one call, data),
 written the way a user of that framework would write the workload:
 - jax: jax.jit;
 - torch: torch.compile (inductor; its first call compiles C++ with the system's compiler);
   for W3 the forward and loss are compiled and AOTAutograd compiles the backward;
-- pytensor: pytensor.function(..., mode="NUMBA"), floatX float32.
+- pytensor: pytensor.function(..., mode="NUMBA"), floatX float32;
+- numba: hand-written @njit steps (peers_numba.py), always available.
 `pip install -e '.[bench]'` installs them (pyproject.toml says which versions).
 """
 import importlib.util
 
 import numpy as np
 
+from .peers_numba import NUMBA
 from .workloads import WORKLOADS, mlp_params
 
 
@@ -25,6 +27,8 @@ def available(name):
     for column, table in (("jax", JAX), ("torch", TORCH), ("pytensor", PYTENSOR)):
         if name in table and installed(column):
             cols[column] = table[name]
+    if name in NUMBA:                  # numba is graphc's own dependency: always there
+        cols["numba"] = NUMBA[name]
     return cols
 
 
