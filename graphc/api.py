@@ -9,8 +9,11 @@ from graphc.ops.binary import (add, divide, equal, greater, greater_equal, less,
                                logical_and, logical_or, maximum, minimum, multiply, not_equal, power,
                                subtract, where)
 from graphc.ops.broadcast import broadcast_like, broadcast_to, concatenate, pad, split  # noqa: F401
+from graphc.ops.conv import conv2d, conv2d_grad_input, conv2d_grad_weight  # noqa: F401
 from graphc.ops.linalg import matmul  # noqa: F401
 from graphc.ops.nn import log_softmax, one_hot, softmax  # noqa: F401
+from graphc.ops.pool import (avg_pool2d, avg_pool2d_grad, global_avg_pool2d, max_pool2d,  # noqa: F401
+                             max_pool2d_grad, max_pool2d_select)
 from graphc.ops.reductions import argmax, argmin, max, mean, min, prod, sum  # noqa: F401
 from graphc.ops.shape import expand_dims, reshape, reshape_like, size, squeeze, transpose  # noqa: F401
 from graphc.ops.slicing import getitem, unslice  # noqa: F401

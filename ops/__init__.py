@@ -3,11 +3,12 @@ REGISTRY (name -> op instance). Everything about an op sits on its class (ops/ba
 
 May import: graphc.core and numpy, and each other in this order (each file only from the
 ones before it): base, sources, binary, unary, slicing, shape, broadcast, reductions,
-linalg, nn, random, fused. Never Numba, passes/ or runtime/: backends add their
+linalg, nn, random, fused, conv, pool. Never Numba, passes/ or runtime/: backends add their
 lowerings in their own packages.
 """
 from . import (base, binary, broadcast, fused, linalg, nn, random, reductions, shape,  # noqa: F401
                slicing, sources, unary)
+from . import conv, pool  # noqa: F401  (after nn: conv2d, pooling and their gradient ops)
 from .base import REGISTRY, Op, get, register
 
 __all__ = ["REGISTRY", "Op", "get", "register"]
