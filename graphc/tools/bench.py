@@ -4,8 +4,8 @@ For each workload every column is first checked against the interpreter
 (float32 tolerance) and refused if wrong; then the columns are timed
 interleaved (one call of each in turn, repeated), so that the ratios hold on
 a noisy machine. Reported: median time per call, ratio to numpy, and minor
-page faults per call. W6 times the W3 step's first call in fresh processes,
-with an empty kernel cache and then with the cache the first one left.
+page faults per call. W6 and W6b time first calls in fresh processes
+(bench_compile.py).
 
     graphc bench [W1 W2 ...] [--busy] [--reps N] [--json out.json] [--plot out.png] [--keep-env]
 
@@ -20,15 +20,13 @@ import json
 import os
 import platform
 import resource
-import subprocess
 import sys
-import tempfile
-import textwrap
 import time
 
 import numpy as np
 
 from . import busy, peers
+from .bench_compile import COMPILE_BENCHES, COMPILE_DESCRIPTIONS, format_compile
 from .workloads import WORKLOADS
 
 
@@ -134,36 +132,6 @@ def _first(out):
     return out[0] if isinstance(out, (list, tuple)) else out
 
 
-W6_SCRIPT = textwrap.dedent("""
-    import time, numpy as np
-    from graphc.tools.workloads import w3_train_step
-    w = w3_train_step()
-    f = w.function("cpu")
-    t = time.perf_counter()
-    # Numba's own start-up, which the first call would otherwise do: loading its typing and
-    # lowering registries (numba.np.*, scipy.linalg for BLAS). Every Numba program pays it
-    # once per process; timed apart so the report can say how much of the call is graphc's.
-    from numba.core.registry import cpu_target
-    cpu_target.typing_context.refresh(); cpu_target.target_context.refresh()
-    t1 = time.perf_counter(); f(*w.data); t2 = time.perf_counter()
-    print(t2 - t, t1 - t)
-""")
-
-
-def bench_compile(runs=1):
-    """W6: the W3 step's first call in a fresh process, cold (empty cache) then warm; and
-    how much of each was Numba's own start-up (W6_SCRIPT)."""
-    with tempfile.TemporaryDirectory() as d:
-        env = dict(os.environ, GRAPHC_CACHE_DIR=d)
-        out = []
-        for _ in range(1 + runs):
-            p = subprocess.run([sys.executable, "-c", W6_SCRIPT], env=env, capture_output=True, text=True,
-                               check=True)
-            out.append([float(v) for v in p.stdout.strip().splitlines()[-1].split()])
-    warm = min(out[1:])
-    return {"cold": out[0][0], "warm": warm[0], "numba_start_cold": out[0][1], "numba_start_warm": warm[1]}
-
-
 def machine_info():
     info = {"python": platform.python_version(), "machine": platform.machine(), "cores": os.cpu_count(),
             "OPENBLAS_CORETYPE": os.environ.get("OPENBLAS_CORETYPE", "unset"),
@@ -235,13 +203,12 @@ def _reexec_with_bench_env(argv):
     os.execve(sys.executable, [sys.executable, "-m", "graphc.tools.bench", *argv], env)
 
 
-W6_DESCRIPTION = "compile time: the W3 step's first call in a fresh process, cold then warm kernel cache"
-DEFAULT = ["W1", "W2", "W3", "W4", "W6"]
+DEFAULT = ["W1", "W2", "W3", "W4", "W6", "W6b"]
 
 
 def known_workloads():
     from .workloads import DESCRIPTIONS
-    return {**DESCRIPTIONS, "W6": W6_DESCRIPTION}
+    return {**DESCRIPTIONS, **COMPILE_DESCRIPTIONS}
 
 
 def build_parser():
@@ -293,7 +260,7 @@ def main(argv=None):
     info = machine_info()
     print("machine:", json.dumps(info))
     results, compile_times = {}, None
-    timed = [w for w in args.workloads if w != "W6"]
+    timed = [w for w in args.workloads if w not in COMPILE_DESCRIPTIONS]
     with (busy.competing(args.competitors) if args.busy else contextlib.nullcontext([])) as pids:
         if args.busy:
             info["busy"] = f"{len(pids)} competing CPU-bound process(es), pid {' '.join(map(str, pids))}"
@@ -306,18 +273,14 @@ def main(argv=None):
             results[name] = {"times": times, "bad": bad}
         if bar:
             bar.close()
-        if "W6" in args.workloads:
-            compile_times = bench_compile()
+        compile_times = {w: COMPILE_BENCHES[w]() for w in args.workloads if w in COMPILE_BENCHES} or None
     if args.busy:
         print(f"BUSY run: beside {args.competitors} competing CPU-bound process(es) of its own (now stopped)")
     print(format_table(results))
-    if compile_times:
-        ct = compile_times
-        print(f"W6   W3 step first call in a fresh process: cold cache {ct['cold']:.2f} s, "
-              f"warm cache {ct['warm']:.2f} s (of which Numba's own start-up "
-              f"{ct['numba_start_cold']:.2f} s / {ct['numba_start_warm']:.2f} s)")
+    for w, times in (compile_times or {}).items():
+        print(format_compile(w, times))
     with open(args.json, "w") as f:
-        json.dump({"machine": info, "results": results, "W6": compile_times}, f, indent=1)
+        json.dump({"machine": info, "results": results, **(compile_times or {})}, f, indent=1)
     print(f"results written to {args.json}")
     if args.plot:
         plot(results, args.plot)

@@ -65,13 +65,16 @@ def mlp_forward(x, variables):
     return h
 
 
-def w3_train_step(batch=128, sizes=(784, 256, 256, 10), lr=0.01, seed=0):
-    """One SGD step of an MLP with ReLU and softmax cross-entropy on integer labels."""
+def w3_train_step(batch=128, sizes=(784, 256, 256, 10), lr=0.01, seed=0, any_batch=False, prefix=""):
+    """One SGD step of an MLP with ReLU and softmax cross-entropy on integer labels.
+    any_batch: the placeholders' batch dimension is None (one shape family for every batch);
+    prefix: put before every node name (W6b: a second graph with other names)."""
     params = mlp_params(sizes, seed)
+    rows = None if any_batch else batch
     with gc.Graph("W3"):
-        x = gc.placeholder((batch, sizes[0]), gc.float32, name="x")
-        y = gc.placeholder((batch,), gc.int64, name="y")
-        names = [f"{kind}{k // 2 + 1}" for k, kind in zip(range(len(params)), ["W", "b"] * len(params))]
+        x = gc.placeholder((rows, sizes[0]), gc.float32, name=prefix + "x")
+        y = gc.placeholder((rows,), gc.int64, name=prefix + "y")
+        names = [f"{prefix}{kind}{k // 2 + 1}" for k, kind in zip(range(len(params)), ["W", "b"] * len(params))]
         variables = [gc.variable(p, name=nm) for p, nm in zip(params, names)]
         logits = mlp_forward(x, variables)
         loss = -gc.mean(gc.sum(gc.one_hot(y, sizes[-1]) * gc.log_softmax(logits, axis=-1), axis=-1))
