@@ -32,6 +32,7 @@ from numba.extending import intrinsic
 from graphc.ops import random as random_formula
 
 from .gemm import matmul_into  # noqa: F401  (the kernels import it from here, with the math)
+from .conv_kernels import (avg_pool2d_grad_into, avg_pool2d_into, conv2d_grad_input_into, conv2d_grad_weight_into, conv2d_into, max_pool2d_grad_into, max_pool2d_into, max_pool2d_select_into)  # noqa: F401,E501
 
 MAX_REL_ERROR = 1e-6
 

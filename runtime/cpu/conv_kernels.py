@@ -1,0 +1,236 @@
+"""Fixed Numba helpers for convolution and pooling, called by the generated steps
+(lower_conv.py), like matmul_into: the sizes come from the arrays, the attrs are arguments,
+so one compiled helper serves every shape and the step's text does not depend on sizes.
+
+conv2d is im2col + one GEMM per group (matmul_into, BLAS); a 1x1 convolution with stride 1
+and no padding needs no im2col: it is a plain GEMM over the channels. Its gradients are the
+same GEMMs transposed: grad_input is GEMM + col2im, grad_weight im2col + GEMM accumulated over
+the batch (beta = 1). Pools are direct loops. The im2col scratch is allocated per call
+(np.empty); no prange anywhere, since BLAS calls must not run inside Numba's threads
+(DESIGN.md section 7). Ties of max pooling go to the first maximum in row-major window order,
+as in the reference (ops/pool.py).
+"""
+import numpy as np
+from numba import njit
+
+from .gemm import matmul_into
+
+
+@njit(cache=True)
+def _fill_cols(x, cols, oh_n, ow_n, kh, kw, sh, sw, pt, pl, dh, dw):
+    """im2col of one image x (C, H, W) into cols (C * kh * kw, OH * OW)."""
+    c_in, h, w = x.shape
+    for c in range(c_in):
+        for i in range(kh):
+            for j in range(kw):
+                r = (c * kh + i) * kw + j
+                for oh in range(oh_n):
+                    y = oh * sh + i * dh - pt
+                    inside = 0 <= y < h
+                    for ow in range(ow_n):
+                        xx = ow * sw + j * dw - pl
+                        if inside and 0 <= xx < w:
+                            cols[r, oh * ow_n + ow] = x[c, y, xx]
+                        else:
+                            cols[r, oh * ow_n + ow] = 0
+
+
+@njit(cache=True)
+def _add_cols(cols, x, oh_n, ow_n, kh, kw, sh, sw, pt, pl, dh, dw):
+    """col2im: x (C, H, W) += each column entry at the input position it was read from."""
+    c_in, h, w = x.shape
+    for c in range(c_in):
+        for i in range(kh):
+            for j in range(kw):
+                r = (c * kh + i) * kw + j
+                for oh in range(oh_n):
+                    y = oh * sh + i * dh - pt
+                    if 0 <= y < h:
+                        for ow in range(ow_n):
+                            xx = ow * sw + j * dw - pl
+                            if 0 <= xx < w:
+                                x[c, y, xx] += cols[r, oh * ow_n + ow]
+
+
+@njit(cache=True)
+def _pointwise(kh, kw, sh, sw, pt, pb, pl, pr):
+    """A 1x1 kernel, stride 1, no padding: output position = input position (dilation is moot)."""
+    return kh == 1 and kw == 1 and sh == 1 and sw == 1 and pt == 0 and pb == 0 and pl == 0 and pr == 0
+
+
+@njit(cache=True)
+def conv2d_into(x, w, out, sh, sw, pt, pb, pl, pr, dh, dw, groups):
+    """out (N, O, OH, OW) = conv2d(x (N, C, H, W), w (O, C // groups, kh, kw)) with stride
+    (sh, sw), padding (pt, pb, pl, pr), dilation (dh, dw)."""
+    xc, wc = np.ascontiguousarray(x), np.ascontiguousarray(w)
+    n, c = xc.shape[0], xc.shape[1]
+    o, cg, kh, kw = wc.shape
+    oh_n, ow_n = out.shape[2], out.shape[3]
+    og, k = o // groups, cg * kh * kw
+    w3 = wc.reshape((groups, og, k))
+    out4 = out.reshape((n, groups, og, oh_n * ow_n))
+    if _pointwise(kh, kw, sh, sw, pt, pb, pl, pr):
+        x4 = xc.reshape((n, groups, cg, oh_n * ow_n))
+        for b in range(n):
+            for g in range(groups):
+                matmul_into(w3[g], x4[b, g], out4[b, g])
+        return
+    cols = np.empty((groups, k, oh_n * ow_n), xc.dtype)
+    for b in range(n):
+        _fill_cols(xc[b], cols.reshape((groups * k, oh_n * ow_n)), oh_n, ow_n, kh, kw, sh, sw, pt, pl, dh, dw)
+        for g in range(groups):
+            matmul_into(w3[g], cols[g], out4[b, g])
+
+
+@njit(cache=True)
+def conv2d_grad_input_into(g, w, out, sh, sw, pt, pb, pl, pr, dh, dw, groups):
+    """out (N, C, H, W) = dL/dx of conv2d given g = dL/dy (N, O, OH, OW): per group
+    cols = w_g.T @ g_g, then col2im."""
+    gc_, wc = np.ascontiguousarray(g), np.ascontiguousarray(w)
+    n, o, oh_n, ow_n = gc_.shape
+    _, cg, kh, kw = wc.shape
+    og, k = o // groups, cg * kh * kw
+    w3 = wc.reshape((groups, og, k))
+    g4 = gc_.reshape((n, groups, og, oh_n * ow_n))
+    h, wd = out.shape[2], out.shape[3]
+    if _pointwise(kh, kw, sh, sw, pt, pb, pl, pr):
+        out4 = out.reshape((n, groups, cg, h * wd))
+        for b in range(n):
+            for gi in range(groups):
+                matmul_into(w3[gi].T, g4[b, gi], out4[b, gi])
+        return
+    cols = np.empty((groups, k, oh_n * ow_n), gc_.dtype)
+    out[:] = 0
+    for b in range(n):
+        for gi in range(groups):
+            matmul_into(w3[gi].T, g4[b, gi], cols[gi])
+        _add_cols(cols.reshape((groups * k, oh_n * ow_n)), out[b], oh_n, ow_n, kh, kw, sh, sw, pt, pl, dh, dw)
+
+
+@njit(cache=True)
+def conv2d_grad_weight_into(x, g, out, sh, sw, pt, pb, pl, pr, dh, dw, groups):
+    """out (O, C // groups, kh, kw) = dL/dw of conv2d given g = dL/dy: per group the sum over
+    the batch of g_g @ cols_g.T (BLAS accumulating into out, beta = 1)."""
+    xc, gc_ = np.ascontiguousarray(x), np.ascontiguousarray(g)
+    n, c = xc.shape[0], xc.shape[1]
+    o, cg, kh, kw = out.shape
+    oh_n, ow_n = gc_.shape[2], gc_.shape[3]
+    og, k = o // groups, cg * kh * kw
+    out3 = out.reshape((groups, og, k))
+    g4 = gc_.reshape((n, groups, og, oh_n * ow_n))
+    out[:] = 0
+    if _pointwise(kh, kw, sh, sw, pt, pb, pl, pr):
+        x4 = xc.reshape((n, groups, cg, oh_n * ow_n))
+        for b in range(n):
+            for gi in range(groups):
+                matmul_into(g4[b, gi], x4[b, gi].T, out3[gi], 1.0, 1.0)
+        return
+    cols = np.empty((groups, k, oh_n * ow_n), xc.dtype)
+    for b in range(n):
+        _fill_cols(xc[b], cols.reshape((groups * k, oh_n * ow_n)), oh_n, ow_n, kh, kw, sh, sw, pt, pl, dh, dw)
+        for gi in range(groups):
+            matmul_into(g4[b, gi], cols[gi].T, out3[gi], 1.0, 1.0)
+
+# ---------------------------------------------------------------- pooling
+
+
+@njit(cache=True)
+def _argmax_at(x, c_img, oh, ow, kh, kw, sh, sw, pt, pl):
+    """(row, col) in x of the first maximum of one window (-1, -1 if it holds no input
+    element); a nan wins, as np.max and np.argmax would have it."""
+    h, w = x.shape[2], x.shape[3]
+    b, c = c_img
+    best, by, bx = -np.inf, -1, -1
+    for i in range(kh):
+        y = oh * sh + i - pt
+        if 0 <= y < h:
+            for j in range(kw):
+                xx = ow * sw + j - pl
+                if 0 <= xx < w:
+                    v = x[b, c, y, xx]
+                    if by < 0 or v > best or (v != v and best == best):
+                        best, by, bx = v, y, xx
+    return by, bx
+
+
+@njit(cache=True)
+def max_pool2d_into(x, out, kh, kw, sh, sw, pt, pl):
+    n, c, oh_n, ow_n = out.shape
+    for b in range(n):
+        for ch in range(c):
+            for oh in range(oh_n):
+                for ow in range(ow_n):
+                    y, xx = _argmax_at(x, (b, ch), oh, ow, kh, kw, sh, sw, pt, pl)
+                    out[b, ch, oh, ow] = x[b, ch, y, xx] if y >= 0 else -np.inf
+
+
+@njit(cache=True)
+def max_pool2d_grad_into(x, g, out, kh, kw, sh, sw, pt, pl):
+    """out (x's shape): g of each window added at the window's first arg-max."""
+    n, c, oh_n, ow_n = g.shape
+    out[:] = 0
+    for b in range(n):
+        for ch in range(c):
+            for oh in range(oh_n):
+                for ow in range(ow_n):
+                    y, xx = _argmax_at(x, (b, ch), oh, ow, kh, kw, sh, sw, pt, pl)
+                    if y >= 0:
+                        out[b, ch, y, xx] += g[b, ch, oh, ow]
+
+
+@njit(cache=True)
+def max_pool2d_select_into(x, G, out, kh, kw, sh, sw, pt, pl):
+    """out (the pooled shape): G read at each window's first arg-max of x."""
+    n, c, oh_n, ow_n = out.shape
+    for b in range(n):
+        for ch in range(c):
+            for oh in range(oh_n):
+                for ow in range(ow_n):
+                    y, xx = _argmax_at(x, (b, ch), oh, ow, kh, kw, sh, sw, pt, pl)
+                    out[b, ch, oh, ow] = G[b, ch, y, xx] if y >= 0 else 0
+
+
+@njit(cache=True)
+def _window(start, k, size, lo_pad, hi_pad, include_pad):
+    """(first, end) input indices of a window and the count it divides by."""
+    first, end = max(start, 0), min(start + k, size)
+    if include_pad:
+        count = min(start + k, size + hi_pad) - max(start, -lo_pad)
+    else:
+        count = end - first
+    return first, end, count
+
+
+@njit(cache=True)
+def avg_pool2d_into(x, out, kh, kw, sh, sw, pt, pb, pl, pr, include_pad):
+    n, c, oh_n, ow_n = out.shape
+    h, w = x.shape[2], x.shape[3]
+    for b in range(n):
+        for ch in range(c):
+            for oh in range(oh_n):
+                y0, y1, cy = _window(oh * sh - pt, kh, h, pt, pb, include_pad)
+                for ow in range(ow_n):
+                    x0, x1, cx = _window(ow * sw - pl, kw, w, pl, pr, include_pad)
+                    acc = 0.0
+                    for y in range(y0, y1):
+                        for xx in range(x0, x1):
+                            acc += x[b, ch, y, xx]
+                    out[b, ch, oh, ow] = acc / (cy * cx)
+
+
+@njit(cache=True)
+def avg_pool2d_grad_into(g, out, kh, kw, sh, sw, pt, pb, pl, pr, include_pad):
+    """out (N, C, H, W): g of each window divided by its count, added over the window."""
+    n, c, oh_n, ow_n = g.shape
+    h, w = out.shape[2], out.shape[3]
+    out[:] = 0
+    for b in range(n):
+        for ch in range(c):
+            for oh in range(oh_n):
+                y0, y1, cy = _window(oh * sh - pt, kh, h, pt, pb, include_pad)
+                for ow in range(ow_n):
+                    x0, x1, cx = _window(ow * sw - pl, kw, w, pl, pr, include_pad)
+                    share = g[b, ch, oh, ow] / (cy * cx)
+                    for y in range(y0, y1):
+                        for xx in range(x0, x1):
+                            out[b, ch, y, xx] += share
