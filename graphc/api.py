@@ -14,6 +14,8 @@ from graphc.ops.linalg import matmul  # noqa: F401
 from graphc.ops.nn import log_softmax, one_hot, softmax  # noqa: F401
 from graphc.ops.pool import (avg_pool2d, avg_pool2d_grad, global_avg_pool2d, max_pool2d,  # noqa: F401
                              max_pool2d_grad, max_pool2d_select)
+from graphc.ops.scan import scan  # noqa: F401
+from graphc.passes import scan_grad  # noqa: F401  (installs scan's gradient rule: ops/ may not import passes/)
 from graphc.ops.reductions import argmax, argmin, max, mean, min, prod, sum  # noqa: F401
 from graphc.ops.shape import expand_dims, reshape, reshape_like, size, squeeze, transpose  # noqa: F401
 from graphc.ops.slicing import getitem, unslice  # noqa: F401
