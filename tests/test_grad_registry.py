@@ -75,6 +75,19 @@ CASES = {
     "reshape_like": (lambda x, like: gc.reshape_like(x, like), [normal(2, 6), normal(3, 4)],
                      {"shapes": [(2, 6), (None, None)]}),
     "unslice": (lambda g, like: gc.unslice(g, like, (slice(1, None), 2)), [normal(2), normal(3, 4)]),
+    # convolution and pooling (ops/conv.py, ops/pool.py): strided, padded asymmetrically, grouped
+    "conv2d": (lambda x, w: gc.conv2d(x, w, stride=(2, 1), padding=((1, 0), (0, 1)), dilation=(1, 2), groups=3),
+               [normal(2, 3, 5, 5), normal(6, 1, 2, 2)]),
+    "conv2d_grad_input": (lambda g, w: gc.conv2d_grad_input(g, w, (5, 5), stride=2, padding=1),
+                          [normal(2, 4, 3, 3), normal(4, 3, 3, 3)]),
+    "conv2d_grad_weight": (lambda x, g: gc.conv2d_grad_weight(x, g, (3, 3), stride=2, padding=1),
+                           [normal(2, 3, 5, 5), normal(2, 4, 3, 3)]),
+    "max_pool2d": (lambda x: gc.max_pool2d(x, 2, padding=1, ceil_mode=True), [normal(2, 3, 5, 5)]),
+    "max_pool2d_grad": (lambda x, g: gc.max_pool2d_grad(x, g, 3, 2, padding=1), [normal(2, 3, 5, 5), normal(2, 3, 3, 3)]),
+    "max_pool2d_select": (lambda x, G: gc.max_pool2d_select(x, G, 2, 1), [normal(2, 3, 5, 5), normal(2, 3, 5, 5)]),
+    "avg_pool2d": (lambda x: gc.avg_pool2d(x, 3, 2, padding=1, ceil_mode=True, count_include_pad=False),
+                   [normal(2, 3, 5, 5)]),
+    "avg_pool2d_grad": (lambda g: gc.avg_pool2d_grad(g, (5, 5), (2, 3), (2, 1), padding=1), [normal(2, 3, 3, 5)]),
 }
 
 # ops whose output does not vary smoothly with their inputs: no gradient flows through them
