@@ -27,7 +27,10 @@ import numpy as np
 
 from . import busy, peers
 from .bench_compile import COMPILE_BENCHES, COMPILE_DESCRIPTIONS, format_compile
-from .workloads import WORKLOADS
+from .workloads import WORKLOADS as MLP_WORKLOADS
+from .workloads_nn import NN_WORKLOADS
+
+WORKLOADS = {**MLP_WORKLOADS, **NN_WORKLOADS}
 
 
 def columns(name):
@@ -203,12 +206,14 @@ def _reexec_with_bench_env(argv):
     os.execve(sys.executable, [sys.executable, "-m", "graphc.tools.bench", *argv], env)
 
 
-DEFAULT = ["W1", "W2", "W3", "W4", "W6", "W6b"]
+DEFAULT = ["W1", "W2", "W3", "W4", "W5", "W6", "W6b", "W7"]
 
 
 def known_workloads():
     from .workloads import DESCRIPTIONS
-    return {**DESCRIPTIONS, **COMPILE_DESCRIPTIONS}
+    from .workloads_nn import NN_DESCRIPTIONS
+    known = {**DESCRIPTIONS, **NN_DESCRIPTIONS, **COMPILE_DESCRIPTIONS}
+    return {k: known[k] for k in sorted(known, key=lambda k: (int(k[1:].rstrip("b")), k))}
 
 
 def build_parser():

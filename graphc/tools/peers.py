@@ -13,6 +13,7 @@ import importlib.util
 
 import numpy as np
 
+from . import peers_nn
 from .peers_numba import NUMBA
 from .workloads import WORKLOADS, mlp_params
 
@@ -24,11 +25,13 @@ def installed(module):
 def available(name):
     """{column: make} of the peers installed here that can express workload `name`."""
     cols = {}
-    for column, table in (("jax", JAX), ("torch", TORCH), ("pytensor", PYTENSOR)):
+    for column, table in (("jax", {**JAX, **peers_nn.JAX}), ("torch", {**TORCH, **peers_nn.TORCH}),
+                          ("pytensor", PYTENSOR)):
         if name in table and installed(column):
             cols[column] = table[name]
-    if name in NUMBA:                  # numba is graphc's own dependency: always there
-        cols["numba"] = NUMBA[name]
+    numba = {**NUMBA, **peers_nn.NUMBA}
+    if name in numba:                  # numba is graphc's own dependency: always there
+        cols["numba"] = numba[name]
     return cols
 
 
