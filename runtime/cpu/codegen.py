@@ -49,7 +49,7 @@ from graphc.core.region import Ref
 from graphc.core.types import TupleType
 from graphc.runtime.memory import Buffer, kshape, plan_memory
 
-from . import lower_conv, lower_linalg, lower_multi, lower_nn, lower_shape  # noqa: F401  (they fill the table of lowerings)
+from . import lower_conv, lower_linalg, lower_multi, lower_nn, lower_scan, lower_shape  # noqa: F401  (they fill the table of lowerings)
 from .emit import Ctx, Module, ident, short
 from .layout import aliases_in, layouts
 from .loops import int_power_checked, lower, single_step
