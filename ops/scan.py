@@ -105,7 +105,7 @@ class Scan(Op):
             return tuple(list(arrays[:n_carry]) + empty[n_carry:] + empty[:n_carry])
         stacked = [np.stack([y[k] for y in ys]) for k in range(len(region.outputs) - n_carry)]
         stacked += [np.stack([c[k] for c in saved]) for k in range(n_carry)]
-        return tuple([np.ascontiguousarray(c) for c in carry] + stacked)
+        return tuple([np.array(c, order="C") for c in carry] + stacked)
 
     def grad(self, node, gs):
         return GRAD_RULE[0](node, gs)
