@@ -1,0 +1,83 @@
+"""Convolution and pooling on the CPU backend against the interpreter: several configurations
+in one compiled function (1x1, depthwise, grouped + dilated, asymmetric padding, pools with
+ceil_mode and padding) with their gradients, fed two batch sizes; and a full
+conv -> relu -> maxpool -> flatten -> dense SGD training step over several calls.
+
+Each test builds one function per backend (compiles are the slow part)."""
+import numpy as np
+import pytest
+
+import graphc as gc
+
+rng = np.random.default_rng(0)
+
+
+def close(got, want, rtol=2e-5, atol=2e-5):
+    for u, v in zip(got, want):
+        assert u.shape == v.shape and u.dtype == v.dtype, (u.shape, v.shape, u.dtype, v.dtype)
+        np.testing.assert_allclose(u, v, rtol=rtol, atol=atol)
+
+
+@pytest.fixture(scope="module")
+def conv_fns():
+    weights = {"pointwise": (5, 4, 1, 1), "depthwise": (4, 1, 3, 3), "grouped": (6, 2, 3, 3),
+               "asymmetric": (3, 4, 2, 3)}
+    with gc.Graph():
+        x = gc.placeholder((None, 4, 6, 6), gc.float32, name="x")
+        ws = {k: gc.variable(rng.normal(size=s).astype(np.float32), name=k) for k, s in weights.items()}
+        ys = [gc.conv2d(x, ws["pointwise"]),
+              gc.conv2d(x, ws["depthwise"], stride=2, padding="same", groups=4),
+              gc.conv2d(x, ws["grouped"], padding=((2, 1), (0, 2)), dilation=2, groups=2),
+              gc.conv2d(x, ws["asymmetric"], stride=(2, 1), padding=((1, 0), (0, 2)))]
+        pools = [gc.max_pool2d(gc.relu(ys[0]), 3, 2, padding=1, ceil_mode=True),
+                 gc.avg_pool2d(ys[2], 2, 1, padding=1, count_include_pad=False),
+                 gc.avg_pool2d(ys[3], (2, 3), ceil_mode=True),
+                 gc.global_avg_pool2d(ys[1])]
+        loss = sum(gc.sum(gc.tanh(p)) for p in pools)
+        grads = gc.grad(loss, [x] + list(ws.values()))
+        outs = ys + pools + grads
+        fns = gc.function([x], outs, backend="interp"), gc.function([x], outs, backend="cpu")
+    return fns
+
+
+@pytest.mark.parametrize("batch", [2, 3])
+def test_conv_and_pool_configs_match_interpreter(conv_fns, batch):
+    fi, fc = conv_fns
+    x = rng.normal(size=(batch, 4, 6, 6)).astype(np.float32)
+    close(fc(x), fi(x))
+
+
+def test_conv_steps_call_the_helpers(conv_fns):
+    src = conv_fns[1].source
+    for helper in ["conv2d_into", "conv2d_grad_input_into", "conv2d_grad_weight_into", "max_pool2d_into",
+                   "max_pool2d_grad_into", "avg_pool2d_into", "avg_pool2d_grad_into"]:
+        assert f"{helper}(" in src, helper
+
+
+def test_conv_relu_maxpool_flatten_dense_training_step():
+    with gc.Graph():
+        x = gc.placeholder((None, 2, 6, 6), gc.float32, name="x")
+        y = gc.placeholder((None,), gc.int64, name="y")
+        W = gc.variable((rng.normal(size=(4, 2, 3, 3)) * 0.3).astype(np.float32), name="W")
+        b = gc.variable(np.zeros((1, 4, 1, 1), np.float32), name="b")
+        D = gc.variable((rng.normal(size=(36, 3)) * 0.3).astype(np.float32), name="D")
+        h = gc.max_pool2d(gc.relu(gc.conv2d(x, W, padding="same") + b), 2)
+        logits = gc.reshape(h, (-1, 36)) @ D
+        loss = gc.mean(gc.nn.softmax_cross_entropy(logits, y))
+        gW, gb, gD = gc.grad(loss, [W, b, D])
+        updates = {W: W - 0.1 * gW, b: b - 0.1 * gb, D: D - 0.1 * gD}
+        fi = gc.function([x, y], [loss], updates, backend="interp")
+        fc = gc.function([x, y], [loss], updates, backend="cpu")
+        start = {v: gc.get_value(v).copy() for v in (W, b, D)}
+        xs = rng.normal(size=(4, 5, 2, 6, 6)).astype(np.float32)
+        ys = rng.integers(0, 3, size=(4, 5))
+        losses_i = [fi(xb, yb)[0] for xb, yb in zip(xs, ys)]
+        after_i = {v: gc.get_value(v).copy() for v in start}
+        for v, value in start.items():
+            gc.set_value(v, value)
+        losses_c = [fc(xb, yb)[0] for xb, yb in zip(xs, ys)]
+        after_c = {v: gc.get_value(v).copy() for v in start}
+    close(losses_c, losses_i, rtol=1e-5, atol=1e-6)
+    close(list(after_c.values()), list(after_i.values()), rtol=1e-5, atol=1e-6)
+    assert losses_i[-1] != losses_i[0]
+    assert not np.allclose(after_i[W], start[W])
