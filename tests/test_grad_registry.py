@@ -75,6 +75,9 @@ CASES = {
     "reshape_like": (lambda x, like: gc.reshape_like(x, like), [normal(2, 6), normal(3, 4)],
                      {"shapes": [(2, 6), (None, None)]}),
     "unslice": (lambda g, like: gc.unslice(g, like, (slice(1, None), 2)), [normal(2), normal(3, 4)]),
+    # an RNN step over 3 steps: gradients wrt the initial carry, the xs and a captured weight
+    "scan": (lambda h, xs, w: gc.multiply(*gc.scan(lambda c, x: (gc.tanh(c @ w + x), c * x), h, xs)),
+             [normal(2, 3), normal(3, 2, 3), normal(3, 3)]),
     # convolution and pooling (ops/conv.py, ops/pool.py): strided, padded asymmetrically, grouped
     "conv2d": (lambda x, w: gc.conv2d(x, w, stride=(2, 1), padding=((1, 0), (0, 1)), dilation=(1, 2), groups=3),
                [normal(2, 3, 5, 5), normal(6, 1, 2, 2)]),
