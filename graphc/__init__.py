@@ -31,3 +31,11 @@ __version__ = "0.1.0"
 for _name in OP_FUNCTIONS:            # gc.exp, gc.sum, gc.where, ...
     globals()[_name] = getattr(_api, _name)
 del _name
+
+
+def __getattr__(name):
+    """gc.dask loads on first use, so `import graphc` never imports dask (an optional extra)."""
+    if name == "dask":
+        import importlib
+        return importlib.import_module(".dask", __name__)
+    raise AttributeError(f"module 'graphc' has no attribute {name!r}")
