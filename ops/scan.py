@@ -93,7 +93,7 @@ class Scan(Op):
         ys, saved = [None] * T, [None] * T
         for t in (range(T - 1, -1, -1) if reverse else range(T)):
             saved[t] = carry
-            vals = region.evaluate(carry + [x[t] for x in xs] + static)
+            vals = evaluate(region, carry + [x[t] for x in xs] + static)
             outs = [vals[j] for j in region.outputs]
             carry = [np.asarray(o, c.dtype) for o, c in zip(outs[:n_carry], carry)]
             ys[t] = outs[n_carry:]
@@ -112,6 +112,16 @@ class Scan(Op):
 
     def label(self, node):
         return [("steps", len(node.attrs["region"].steps)), ("reverse", node.attrs["reverse"] or None)]
+
+
+def evaluate(region, arrays):
+    """Region.evaluate, except that a step of several outputs (a scan inside the body, a split)
+    keeps its tuple of arrays, for the `output` steps that read it."""
+    vals = []
+    for s in region.steps:
+        out = s.op.ref(*[arrays[x.index] if isinstance(x, Param) else vals[x.index] for x in s.operands], **s.kwargs)
+        vals.append(out if isinstance(out, tuple) else np.asarray(out))
+    return vals
 
 
 def time_length(shapes, length):
