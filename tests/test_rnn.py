@@ -10,6 +10,16 @@ from tests.gradcheck import check_grad
 HAS_SCAN = hasattr(gc, "scan")
 needs_scan = pytest.mark.skipif(not HAS_SCAN, reason="gc.scan not there yet")
 
+
+def _cpu_lowers_scan():
+    from graphc.runtime.cpu import codegen  # noqa: F401  (fills the lowering table)
+    from graphc.runtime.cpu.emit import LOWER
+    return "scan" in LOWER
+
+
+needs_cpu_scan = pytest.mark.skipif(not (HAS_SCAN and _cpu_lowers_scan()),
+                                    reason="gc.scan has no CPU lowering yet")
+
 B, T, NF, U = 2, 3, 3, 4          # batch, time, features, units
 
 
@@ -230,13 +240,27 @@ def test_scan_layers_match_unrolled_outputs_and_gradients(kind, sequences):
 
 
 @needs_scan
-def test_scan_lstm_takes_an_unknown_time_length_on_cpu():
+@pytest.mark.parametrize("backend", ["interp", pytest.param("cpu", marks=needs_cpu_scan)])
+def test_scan_lstm_takes_an_unknown_time_length(backend):
     with gc.Graph():
         x = gc.placeholder((None, None, NF), gc.float64)
         layer = gc.nn.LSTM(U, return_sequences=True, seed=11)
         y = layer(x)
         assert y.shape == (None, None, U)
-        fc = gc.function([x], y, backend="cpu")
+        fc = gc.function([x], y, backend=backend)
     for steps in (1, 4):
         xs = np.random.default_rng(steps).standard_normal((B, steps, NF))
         np.testing.assert_allclose(fc(xs), np_layer(layer, xs)[0], rtol=1e-10, atol=1e-12)
+
+
+@needs_cpu_scan
+def test_cpu_scan_lstm_outputs_and_gradients_match_the_interpreter():
+    xs = np.random.default_rng(12).standard_normal((B, T, NF))
+    with gc.Graph():
+        x = gc.placeholder((None, T, NF), gc.float64)
+        layer = gc.nn.LSTM(U, return_sequences=True, seed=13)
+        y = layer(x)
+        outs = [y] + gc.grad(gc.sum(y * y), layer.params + [x])
+        fi, fc = gc.function([x], outs, backend="interp"), gc.function([x], outs, backend="cpu")
+    for got, want in zip(fc(xs), fi(xs)):
+        np.testing.assert_allclose(got, want, rtol=1e-10, atol=1e-12)
