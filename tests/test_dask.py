@@ -68,6 +68,9 @@ def test_map_batches_on_the_cpu_backend_and_a_memmap(client, tmp_path):
     out = gc.dask.map_batches(fn, disk, batch_size=8)                   # 8, 8, 7 rows
     assert out.chunks[0] == (8, 8, 7)
     np.testing.assert_allclose(client.compute(out, sync=True), fn(np.array(disk)), rtol=1e-6, atol=1e-7)
+    lazy = gc.dask.map_batches(fn, gc.dask.from_npy(tmp_path / "x.npy", 10))   # workers open the file
+    assert lazy.chunks[0] == (10, 10, 3)
+    np.testing.assert_array_equal(client.compute(lazy, sync=True), client.compute(out, sync=True))
 
 
 def test_map_batches_on_the_threaded_scheduler_too():

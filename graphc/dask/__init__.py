@@ -9,21 +9,8 @@ the first call says how to install it.
 Imports: graphc.core, graphc.function, graphc.nn, graphc.ops, graphc.passes, graphc.runtime;
 never `graphc` itself (graphc/__init__ imports this package lazily).
 """
-import importlib
+from .extra import INSTALL, require  # noqa: F401
+from .batches import from_npy, map_batches
+from .training import fit
 
-INSTALL = "pip install 'graphc[dask]'"
-
-
-def require(module):
-    """Import a dask module, or raise ImportError saying how to install the extra."""
-    try:
-        return importlib.import_module(module)
-    except ImportError as e:
-        raise ImportError(f"gc.dask needs dask and distributed, which are not installed ({e}); "
-                          f"install them with: {INSTALL}") from None
-
-
-from .batches import map_batches  # noqa: E402
-from .training import fit  # noqa: E402
-
-__all__ = ["map_batches", "fit", "require", "INSTALL"]
+__all__ = ["map_batches", "from_npy", "fit", "require", "INSTALL"]

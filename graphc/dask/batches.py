@@ -20,7 +20,7 @@ import numpy as np
 from graphc.core.errors import ArgumentError, DTypeError, GraphError, ShapeError, where
 from graphc.core.types import fmt_shape
 
-from . import require
+from .extra import require
 from .serialize import digest_bytes, rebuild, to_form
 
 
@@ -160,3 +160,31 @@ def _graph(da, fn, arrays, axis, batch_chunks, out_types):
         chunks = tuple(batch_chunks if d == axis else (t.shape[d],) for d in range(t.ndim))
         outs.append(da.Array(graph, name, chunks, dtype=t.dtype))
     return outs[0] if fn.single else tuple(outs)
+
+
+class NpyFile:
+    """A .npy file as an array-like that dask.array.from_array can chunk: it pickles as its path
+    (a worker opens the file itself, memory-mapped, instead of receiving its bytes) and reads
+    only the rows a chunk asks for."""
+
+    def __init__(self, path):
+        self.path = str(path)
+        head = np.load(self.path, mmap_mode="r")
+        self.shape, self.dtype, self.ndim = head.shape, head.dtype, head.ndim
+        self._mm = None
+
+    def __getstate__(self):
+        return {"path": self.path, "shape": self.shape, "dtype": self.dtype, "ndim": self.ndim, "_mm": None}
+
+    def __getitem__(self, key):
+        if self._mm is None:
+            self._mm = np.load(self.path, mmap_mode="r")
+        return np.array(self._mm[key])
+
+
+def from_npy(path, batch_size):
+    """A dask array of the .npy file at path, batch_size rows a chunk, read where it is computed."""
+    da = require("dask.array")
+    f = NpyFile(path)
+    return da.from_array(f, chunks=(batch_size,) + (-1,) * (f.ndim - 1), asarray=False,
+                         name=f"graphc-npy-{digest_bytes(f.path.encode())[:16]}-{batch_size}")

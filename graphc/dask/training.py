@@ -34,7 +34,7 @@ from graphc.function import function
 from graphc.nn.train import History, _as_float, _model_dtype, _progress
 from graphc.passes.autodiff import grad
 
-from . import require
+from .extra import require
 from .serialize import digest_bytes, rebuild, to_form
 
 
