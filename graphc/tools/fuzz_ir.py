@@ -40,7 +40,7 @@ BINOPS = {"+": "add", "-": "subtract", "*": "multiply", "/": "divide", "**": "po
           "<": "less", "<=": "less_equal", ">": "greater", ">=": "greater_equal", "&": "logical_and",
           "|": "logical_or"}
 SPECIAL = ("placeholder", "variable", "constant", "getitem", "binop", "neg", "invert", "T", "grad",
-           "random.uniform", "random.normal")
+           "random.uniform", "random.normal", "scan")     # scan: a body template (fuzz_ops_nn.py)
 
 
 @dataclass
@@ -111,6 +111,9 @@ def build_step(step, env, prefix="", dmap=None):
         out = args[0].T
     elif fn.startswith("random."):
         out = getattr(gc.random, fn[7:])(*args, **kwargs)
+    elif fn == "scan":
+        from .fuzz_ops_nn import build_scan       # (it imports this module)
+        out = build_scan(args, kwargs)
     else:
         out = getattr(gc, fn)(*args, **kwargs)
     outs = list(out) if len(step.outs) > 1 or isinstance(out, (list, tuple)) else [out]
@@ -256,6 +259,9 @@ def fmt_array(a):
 
 
 def fmt_step(s):
+    if s.fn == "scan":
+        from .fuzz_ops_nn import fmt_scan
+        return fmt_scan(s, fmt_value)
     a = [fmt_value(x) for x in s.args]
     kw = ", ".join(f"{k}={fmt_value(v)}" for k, v in s.kwargs.items())
     lhs = ", ".join(s.outs) + ("," if len(s.outs) == 1 and s.fn in ("split", "grad") else "")

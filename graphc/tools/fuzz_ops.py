@@ -2,12 +2,13 @@
 
 Each takes the generator `g`, picks operands (g.pick from the pool, g.fresh for a new source of
 the shape it needs) and emits one or a few steps; the shape ops (slicing, reshapes, joins) are in
-fuzz_ops_shape.py. KINDS weighs them; every op of the registry a
+fuzz_ops_shape.py, conv2d, the pools, their gradient ops and scan in fuzz_ops_nn.py. KINDS weighs them; every op of the registry a
 user can build is reached by one of them (fused/output/random_* through the passes, split and
 gc.random). With g.wild set, a kind picks its operands without checking that they fit.
 """
 import numpy as np
 
+from . import fuzz_ops_nn as _nn
 from . import fuzz_ops_shape as _shape
 from .fuzz_ir import V
 from .fuzz_ops_shape import _any
@@ -228,4 +229,5 @@ KINDS = {"unary": (unary, 12), "binary": (binary, 14), "scalar_binary": (scalar_
          "expand_squeeze": (_shape.expand_squeeze, 3), "broadcast": (_shape.broadcast, 3),
          "concatenate": (_shape.concatenate, 3), "split": (_shape.split, 2), "pad": (_shape.pad, 3),
          "softmax": (softmax, 4), "one_hot": (one_hot, 2), "size": (size, 2), "random": (random, 1),
-         "reshape_like": (_shape.reshape_like, 2), "unslice": (_shape.unslice, 1)}
+         "reshape_like": (_shape.reshape_like, 2), "unslice": (_shape.unslice, 1),
+         "conv2d": (_nn.conv2d, 2), "pool": (_nn.pool, 3), "scan": (_nn.scan, 2)}
