@@ -102,7 +102,12 @@ def _orthogonal_blocks(units, k, seed, dtype):
 
 
 class _Recurrent(Layer):
-    """What the three layers share: checks, weights, the time loop (scan or unrolled)."""
+    """What the three layers share: checks, weights, the time loop (scan or unrolled).
+
+    unroll=False runs the cell with gc.scan (any time length, even unknown); unroll=True builds
+    one cell per step (a known length). Without gc.scan both build the unrolled graph.
+    `used_scan` says, after the layer has been applied, which of the two it built.
+    """
 
     gates = 1
 
