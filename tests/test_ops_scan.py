@@ -227,3 +227,22 @@ def test_the_scan_kernel_is_the_same_text_for_a_fixed_t_of_5_and_of_50():
         program = next(iter(f._compiled.values())).program
         texts.append(sorted(s for s in program.kernel_sources if "scan_body_" in s))
     assert texts[0] == texts[1] and len(texts[0]) == 1
+
+
+def test_cpu_int_and_0d_carries_no_steps_and_length_without_xs():
+    with gc.Graph():
+        xs = gc.placeholder((None, 3), gc.float32)
+
+        def step(carry, x):
+            v, k = carry                          # a float carry and an int step counter
+            return (v * 0.5 + x, k + 1), (gc.sum(x), k)
+        (v, k), (s, ks) = gc.scan(step, (gc.constant(np.ones(3, np.float32)), gc.constant(np.int64(0))), xs)
+        p, _ = gc.scan(lambda c, _: (c * 2.0, None), gc.constant(np.float32(1.0)), length=5)
+        outs = [v, k, s, ks, p, gc.grad(gc.sum(v) + gc.sum(s), xs)]
+        fi, fc = gc.function([xs], outs), gc.function([xs], outs, backend="cpu")
+    for n in (3, 0):
+        x = rng.normal(size=(n, 3)).astype(np.float32)
+        for a, b in zip(fc(x), fi(x)):
+            assert a.shape == b.shape and a.dtype == b.dtype
+            np.testing.assert_allclose(a, b, rtol=1e-6)
+    assert fc(x)[1] == 0 and fc(np.ones((2, 3), np.float32))[4] == 32.0
