@@ -27,6 +27,11 @@ and differentiated by the ordinary autodiff. Saving the carries is what lets eac
 step rebuild its forward step without running the forward loop again. Since the backward is
 an ordinary scan of ordinary ops, second derivatives and every backend come with it.
 (ops/ may not import passes/, so passes/scan_grad.py installs the rule: `GRAD_RULE`.)
+The cost of that choice: memory for T carries (the CPU backend writes them only when a
+gradient reads them).
+
+Limits: a random op inside fn draws the same numbers at every step (its counter is captured,
+not carried); check_numerics looks at the scan's outputs, not at each step's values.
 """
 import itertools
 
