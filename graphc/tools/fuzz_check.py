@@ -27,12 +27,17 @@ RTOL = {np.dtype(np.float32): 2e-4, np.dtype(np.float64): 1e-9}
 EXACT_OPS = {"placeholder", "variable", "constant", "negative", "abs", "relu", "maximum", "minimum", "max", "min",
              "where", "sign", "reshape", "transpose", "getitem", "broadcast_to", "broadcast_like", "concatenate",
              "pad", "split", "expand_dims", "squeeze", "reshape_like", "unslice", "one_hot", "size", "cast", "neg",
-             "T", "random.uniform"}
+             "T", "random.uniform", "max_pool2d", "max_pool2d_select"}
 SINGULAR = {"divide": 1, "reciprocal": 0, "log": 0, "sqrt": 0, "power": 0}    # op: which input
 # ops whose result's sign of zero is the implementation's choice: ties of -0.0 and +0.0 in max/min
 # (numpy: min([-0.0, 0.0]) is 0.0), and approximate math (a polynomial's tanh(-0.0) may be +0.0)
 SIGN_LOOSE = {"max", "min", "maximum", "minimum", "relu", "leaky_relu", "elu", "tanh", "sigmoid", "softplus",
-              "exp", "log", "sqrt", "softmax", "log_softmax", "matmul", "power", "random.normal"}
+              "exp", "log", "sqrt", "softmax", "log_softmax", "matmul", "power", "random.normal",
+              # sums of products like matmul's (an accumulator that starts at +0.0, or the first term)
+              "conv2d", "conv2d_grad_input", "conv2d_grad_weight", "avg_pool2d", "avg_pool2d_grad",
+              "max_pool2d_grad"}
+# the max pools, whose first input's arg-max per window decides a result: op -> its kernel's argument index
+ARGMAX_POOLS = {"max_pool2d_grad": 2, "max_pool2d_select": 2, "max_pool2d": 1}
 # what gc.grad may refuse (the README's "Gradients" limits); any other refusal is a failure
 DOCUMENTED_GRAD_LIMITS = ("the gradient of concatenate needs the size",)
 COMPARISONS = {"equal", "not_equal", "less", "less_equal", "greater", "greater_equal"}
@@ -147,6 +152,11 @@ def unstable(prog, types, values, names, rtol):
                 x = np.sort(np.asarray(fin[0], np.float64).reshape(-1))
                 if x.size > 1 and np.min(np.diff(x)) <= tol:
                     return f"{n} = {fn}: a near-tie"
+            # which element of a max-pool window is its arg-max decides max_pool2d_grad/select, and the
+            # gradient of max_pool2d (not its value): a near-tie of an inexact input is a coin toss
+            if fn in ARGMAX_POOLS and ins and ins[0] in inexact and (fn != "max_pool2d" or any(
+                    steps[m].fn == "grad" for m in names)) and _pool_near_tie(s, values[ins[0]], tol):
+                return f"{n} = {fn}: a window's two largest values are within rounding (which is its arg-max?)"
             if fn in SINGULAR:
                 k = SINGULAR[fn]
                 x = np.asarray(fin[k if k < len(fin) else 0], np.float64)
@@ -157,6 +167,21 @@ def unstable(prog, types, values, names, rtol):
                 if x.size and np.abs(x).max() > 60:
                     return f"{n} = {fn}: a large input (overflow / saturation)"
     return None
+
+
+def _pool_near_tie(step, x, tol):
+    """Are the two largest values of some window of this max-pool step's input x within tol?"""
+    from graphc.ops.pool import pool_attrs, pool_shape, windows
+    kw = step.kwargs
+    kernel = kw.get("kernel", step.args[ARGMAX_POOLS[step.fn]] if len(step.args) > ARGMAX_POOLS[step.fn] else None)
+    attrs = pool_attrs(step.fn, kernel, kw.get("stride"), kw.get("padding", 0), kw.get("ceil_mode", False))
+    out_hw = pool_shape(step.fn, x.shape, **attrs)[2:]
+    win, _ = windows(np.asarray(x, np.float64), attrs["kernel"], attrs["stride"], attrs["padding"], out_hw, -np.inf)
+    if win.shape[-1] < 2 or not win.size:
+        return False
+    top = np.sort(win, axis=-1)[..., -2:]
+    with np.errstate(invalid="ignore"):
+        return bool(np.any(top[..., 1] - top[..., 0] <= tol))
 
 
 # ---------------------------------------------------------------- gradients against finite differences

@@ -97,6 +97,8 @@ def build_step(step, env, prefix="", dmap=None):
     args = [_resolve(a, env, dmap) for a in step.args]
     kwargs = {k: _resolve(v, env, dmap) for k, v in step.kwargs.items()}
     fn = step.fn
+    if fn == "one_hot" and "dtype" not in kwargs and np.dtype(np.float32) in dmap:
+        kwargs["dtype"] = dmap[np.dtype(np.float32)]     # its default float32 too (conv2d, scan: one dtype)
     if fn in ("placeholder", "variable"):
         out = getattr(gc, fn)(*args, name=prefix + step.outs[0])
     elif fn == "getitem":
