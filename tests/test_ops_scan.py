@@ -246,3 +246,12 @@ def test_cpu_int_and_0d_carries_no_steps_and_length_without_xs():
             assert a.shape == b.shape and a.dtype == b.dtype
             np.testing.assert_allclose(a, b, rtol=1e-6)
     assert fc(x)[1] == 0 and fc(np.ones((2, 3), np.float32))[4] == 32.0
+
+
+def test_calls_blas_sees_a_matmul_in_the_body_and_in_a_nested_body():
+    from graphc.runtime.cpu.lower_scan import calls_blas
+    with gc.Graph() as g:
+        xs, W, zero = gc.placeholder((4, 2, 3), gc.float64), gc.constant(np.eye(3)), gc.constant(np.zeros(3))
+        gc.scan(lambda c, x: (c + gc.scan(lambda d, r: (d @ W + r, None), c, x)[0], None), zero, xs)
+        gc.scan(lambda c, x: (c + x, None), zero, xs[0])
+    assert [calls_blas(n) for n in g.nodes if n.op.name == "scan"] == [True, True, False]

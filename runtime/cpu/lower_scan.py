@@ -211,3 +211,15 @@ def _scan(n, ctx):
 def _short(text, limit=300):
     text = "".join(c if c.isprintable() else "?" for c in text)
     return text if len(text) <= limit else text[:limit - 3] + "..."
+
+
+def calls_blas(n):
+    """Does scan node n's body (or a scan inside it) call BLAS? A step holding such a scan
+    should not run parallel loops (DESIGN.md section 7: Numba's threads and OpenBLAS's fight
+    over the cores), as runtime/cpu/function.py decides for a step holding a matmul."""
+    return _region_calls_blas(n.attrs["region"])
+
+
+def _region_calls_blas(region):
+    return any(s.op.name == "matmul" or s.op.name == "scan" and _region_calls_blas(s.kwargs["region"])
+               for s in region.steps)
