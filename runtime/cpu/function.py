@@ -36,6 +36,7 @@ from graphc.runtime.memory import kshape
 from . import cache
 from .codegen import generate
 from .config import blas_step, configure_once
+from .lower_scan import calls_blas
 
 
 class Compiled:
@@ -128,7 +129,7 @@ class CpuFunction(Function):
         super().__init__(inputs, outputs, updates, optimize=optimize, passes=passes,
                          check_numerics=check_numerics)
         self.jit_step = jit_step          # None: decided by the step's length (runtime/codegen.py)
-        has_blas = any(n.op.name == "matmul" for n in self.nodes)
+        has_blas = any(calls_blas(n) for n in self.nodes)
         # parallel loops only where no BLAS call runs in the same step (DESIGN.md section 7)
         self.parallel = (not has_blas) if parallel is None else parallel
         self._compiled = {}

@@ -213,13 +213,20 @@ def _short(text, limit=300):
     return text if len(text) <= limit else text[:limit - 3] + "..."
 
 
+# ops whose CPU lowering calls BLAS (matmul_into: lower_linalg.py, conv_kernels.py)
+BLAS_OPS = {"matmul", "conv2d", "conv2d_grad_input", "conv2d_grad_weight"}
+
+
 def calls_blas(n):
-    """Does scan node n's body (or a scan inside it) call BLAS? A step holding such a scan
-    should not run parallel loops (DESIGN.md section 7: Numba's threads and OpenBLAS's fight
-    over the cores), as runtime/cpu/function.py decides for a step holding a matmul."""
-    return _region_calls_blas(n.attrs["region"])
+    """Does node n call BLAS: a matmul or convolution, or a scan whose body (or a scan inside
+    it) holds one? A step holding such a node should not run parallel loops (DESIGN.md
+    section 7: Numba's threads and OpenBLAS's fight over the cores; an LSTM step took 1.7 s a
+    call with parallel loops against 13-38 ms without), runtime/cpu/function.py decides."""
+    if n.op.name == "scan":
+        return _region_calls_blas(n.attrs["region"])
+    return n.op.name in BLAS_OPS
 
 
 def _region_calls_blas(region):
-    return any(s.op.name == "matmul" or s.op.name == "scan" and _region_calls_blas(s.kwargs["region"])
+    return any(s.op.name in BLAS_OPS or s.op.name == "scan" and _region_calls_blas(s.kwargs["region"])
                for s in region.steps)
