@@ -3,26 +3,14 @@ then Dense(10) on the last state; trained with gc.nn.fit, compiled for the CPU.
 
     .venv/bin/python examples/rnn_digits.py [--epochs 30] [--units 64] [--backend cpu] [--unroll]
 
-The time loop is gc.scan when graphc has it and the backend runs it (one loop node), else the
-unrolled graph (one cell per row, unroll=True); the output says which.
+The time loop is gc.scan (one loop node), or with --unroll the unrolled graph (one cell per
+row); the output says which.
 """
 import argparse
 import time
 
 import graphc as gc
 from graphc.tools.demo import load_digits  # scikit-learn's digits, split 80/20 (shared with make demo)
-
-
-def scan_runs_on(backend):
-    """gc.scan exists and `backend` can run it (the interpreter always can; the CPU backend once
-    its scan lowering is registered)."""
-    if not hasattr(gc, "scan"):
-        return False
-    if backend != "cpu":
-        return True
-    from graphc.runtime.cpu import codegen  # noqa: F401  (fills the lowering table)
-    from graphc.runtime.cpu.emit import LOWER
-    return "scan" in LOWER
 
 
 def build_model(kind, units=64, unroll=False, seed=0):
@@ -47,12 +35,11 @@ def main():
     parser.add_argument("--epochs", type=int, default=30)
     parser.add_argument("--units", type=int, default=64)
     parser.add_argument("--backend", default="cpu")
-    parser.add_argument("--unroll", action="store_true", help="build the unrolled graph even if gc.scan exists")
+    parser.add_argument("--unroll", action="store_true", help="build the unrolled graph (one cell per row) instead of gc.scan")
     args = parser.parse_args()
     for kind in ("LSTM", "GRU"):
         t0 = time.perf_counter()
-        unroll = args.unroll or not scan_runs_on(args.backend)
-        accuracy, epochs, used_scan = train(kind, args.epochs, args.units, args.backend, unroll)
+        accuracy, epochs, used_scan = train(kind, args.epochs, args.units, args.backend, args.unroll)
         loop = "gc.scan" if used_scan else "unrolled (8 cells)"
         print(f"{kind} test accuracy {accuracy:.4f} after {epochs} epochs, time loop {loop}, "
               f"{time.perf_counter() - t0:.1f} s")

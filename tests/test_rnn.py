@@ -7,19 +7,6 @@ import pytest
 import graphc as gc
 from tests.gradcheck import check_grad
 
-HAS_SCAN = hasattr(gc, "scan")
-needs_scan = pytest.mark.skipif(not HAS_SCAN, reason="gc.scan not there yet")
-
-
-def _cpu_lowers_scan():
-    from graphc.runtime.cpu import codegen  # noqa: F401  (fills the lowering table)
-    from graphc.runtime.cpu.emit import LOWER
-    return "scan" in LOWER
-
-
-needs_cpu_scan = pytest.mark.skipif(not (HAS_SCAN and _cpu_lowers_scan()),
-                                    reason="gc.scan has no CPU lowering yet")
-
 B, T, NF, U = 2, 3, 3, 4          # batch, time, features, units
 
 
@@ -220,7 +207,6 @@ def test_bad_inputs_are_shape_errors_naming_the_layer():
 # ---------------------------------------------------------------- gc.scan against the unrolled graph
 
 
-@needs_scan
 @pytest.mark.parametrize("kind", list(LAYERS))
 @pytest.mark.parametrize("sequences", [False, True])
 def test_scan_layers_match_unrolled_outputs_and_gradients(kind, sequences):
@@ -239,8 +225,7 @@ def test_scan_layers_match_unrolled_outputs_and_gradients(kind, sequences):
         np.testing.assert_allclose(a, b, rtol=1e-10, atol=1e-12)
 
 
-@needs_scan
-@pytest.mark.parametrize("backend", ["interp", pytest.param("cpu", marks=needs_cpu_scan)])
+@pytest.mark.parametrize("backend", ["interp", "cpu"])
 def test_scan_lstm_takes_an_unknown_time_length(backend):
     with gc.Graph():
         x = gc.placeholder((None, None, NF), gc.float64)
@@ -253,7 +238,6 @@ def test_scan_lstm_takes_an_unknown_time_length(backend):
         np.testing.assert_allclose(fc(xs), np_layer(layer, xs)[0], rtol=1e-10, atol=1e-12)
 
 
-@needs_cpu_scan
 def test_cpu_scan_lstm_outputs_and_gradients_match_the_interpreter():
     xs = np.random.default_rng(12).standard_normal((B, T, NF))
     with gc.Graph():

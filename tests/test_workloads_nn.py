@@ -2,9 +2,6 @@
 times as its numpy column, agree with the graphc graph on the interpreter over several SGD
 steps (so their backward passes and updates are the same), at small sizes."""
 import numpy as np
-import pytest
-
-import graphc as gc
 from graphc.tools import bench
 from graphc.tools.workloads_nn import w5_cnn_step, w7_lstm_step
 
@@ -20,7 +17,6 @@ def test_w5_numpy_step_matches_the_graph():
     _same_losses(w5_cnn_step(batch=4))
 
 
-@pytest.mark.skipif(not hasattr(gc, "scan"), reason="gc.scan not built yet")
 def test_w7_numpy_step_matches_the_graph():
     _same_losses(w7_lstm_step(batch=3, steps=5, features=4, units=6))
 

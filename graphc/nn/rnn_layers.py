@@ -4,7 +4,7 @@ A cell is a plain function of graph nodes computing one time step; a layer owns 
 runs its cell over the time axis, either with gc.scan (one loop node: the graph stays the same
 size whatever the sequence length, and the length may be unknown) or, with unroll=True, as a
 Python loop that builds one cell per step (needs a known length; it is the oracle the scan
-version is tested against, and a fallback where gc.scan is missing).
+version is tested against).
 
     model = gc.nn.Sequential([gc.nn.LSTM(64, seed=0), gc.nn.Dense(10, seed=1)])
     logits = model(x)                       # x: (batch, time, features)
@@ -105,7 +105,7 @@ class _Recurrent(Layer):
     """What the three layers share: checks, weights, the time loop (scan or unrolled).
 
     unroll=False runs the cell with gc.scan (any time length, even unknown); unroll=True builds
-    one cell per step (a known length). Without gc.scan both build the unrolled graph.
+    one cell per step (a known length).
     `used_scan` says, after the layer has been applied, which of the two it built.
     """
 
@@ -146,13 +146,12 @@ class _Recurrent(Layer):
         xw = xs @ self.W + self.b                          # every step's input projection at once
         zeros = F.broadcast_like(F.constant(np.zeros((1, self.units), x.dtype)), xw[0][:, :self.units])
         init = self._init_state(zeros)
-        scan = getattr(F, "scan", None)
-        self.used_scan = not self.unroll and scan is not None
+        self.used_scan = not self.unroll
         if self.used_scan:
             def fn(carry, xw_t):
                 carry = self._step(xw_t, carry)
                 return carry, (self._output(carry) if self.return_sequences else None)
-            final, ys = scan(fn, init, xw)
+            final, ys = F.scan(fn, init, xw)
             if not self.return_sequences:
                 return self._output(final)
             return F.transpose(ys, (1, 0, 2))
@@ -161,7 +160,7 @@ class _Recurrent(Layer):
     def _unrolled(self, xw, carry, x):
         steps = x.shape[1]
         if steps is None:
-            raise ShapeError(f"{type(self).__name__} {self.name}: unroll=True (or no gc.scan) needs a "
+            raise ShapeError(f"{type(self).__name__} {self.name}: unroll=True needs a "
                              f"known time length, got {x.type}{where(user_location())}")
         outputs = []
         for t in range(steps):
