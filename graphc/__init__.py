@@ -34,8 +34,9 @@ del _name
 
 
 def __getattr__(name):
-    """gc.dask loads on first use, so `import graphc` never imports dask (an optional extra)."""
-    if name == "dask":
+    """gc.dask and gc.onnx load on first use, so `import graphc` never imports dask or onnx
+    (optional extras)."""
+    if name in ("dask", "onnx"):
         import importlib
-        return importlib.import_module(".dask", __name__)
+        return importlib.import_module("." + name, __name__)
     raise AttributeError(f"module 'graphc' has no attribute {name!r}")
