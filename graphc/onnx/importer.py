@@ -25,6 +25,10 @@ MIN_OPSET = 7
 ImportedGraph = namedtuple("ImportedGraph", "graph inputs outputs variables")
 
 
+class StaticValueNeeded(OnnxImportError):
+    """A converter needs at import a value the model computes or takes at run time."""
+
+
 class OnnxDTypeError(OnnxImportError, DTypeError):
     """A tensor of an element type graphc has no dtype for (float16, uint8, string, ...)."""
 
@@ -82,7 +86,7 @@ def only_constants(node):
 
 
 class Importer:
-    def __init__(self, proto, weights="constants", shapes=None):
+    def __init__(self, proto, weights="constants", shapes=None, constants=None):
         if weights not in ("constants", "variables"):
             raise OnnxImportError(f"weights must be 'constants' or 'variables', got {weights!r}")
         self.proto, self.weights, self.shapes = proto, weights, dict(shapes or {})
@@ -92,6 +96,7 @@ class Importer:
             raise OnnxImportError(f"the model's default-domain opset is {self.opset}; this onnx knows "
                                   f"opsets up to {newest}")
         self.values, self.variables = {}, []
+        self.constants = {k: np.asarray(v) for k, v in (constants or {}).items()}
 
     def error(self, node, msg):
         return OnnxImportError(f"ONNX {node.op_type} node {node.name or '(unnamed)'!r} (opset {self.opset}): {msg}")
@@ -99,8 +104,8 @@ class Importer:
     def static(self, v, node, what):
         """The value v as a numpy array: a converter input that must be known at import."""
         if not is_static(v):
-            raise self.error(node, f"needs its {what} known when the model is imported (got a "
-                                   f"tensor computed at run time{' of shape ' + str(v.shape) if v is not None else ''})")
+            raise StaticValueNeeded(str(self.error(node, f"needs its {what} known when the model is imported (got a "
+                                   f"tensor computed at run time{' of shape ' + str(v.shape) if v is not None else ''})")))
         return v
 
     def dtype(self, elem_type, what):
@@ -132,6 +137,9 @@ class Importer:
         inputs = []
         for vi in g.input:
             if vi.name in self.values:        # an initializer listed as an input (IR < 4): a weight
+                continue
+            if vi.name in self.constants:     # an input whose value the caller gave at import
+                self.values[vi.name] = self.constants[vi.name]
                 continue
             t = vi.type.tensor_type
             if not vi.type.HasField("tensor_type"):
@@ -206,28 +214,30 @@ class Importer:
         return inputs, outputs
 
 
-def import_graph(model, weights="constants", shapes=None, graph=None):
+def import_graph(model, weights="constants", shapes=None, graph=None, constants=None):
     """Build an ONNX model into a graphc graph.
 
     model: a path, bytes or onnx.ModelProto. weights: "constants" (initializers become
     constants, folded where they meet each other) or "variables" (float initializers become
     trainable gc.variable nodes, named as in the model). shapes: {input name: shape} to fix
     the sizes the model leaves symbolic (needed where the model computes a shape from them).
-    graph: the gc.Graph to build into (a new one if None).
+    graph: the gc.Graph to build into (a new one if None). constants: {input name: array}, inputs
+    fixed at import (e.g. the axes or a target shape a model takes as an input); they are then
+    not inputs of the graph.
     Returns ImportedGraph(graph, inputs, outputs, variables): the placeholders in the model's
     input order, the output nodes in its output order, the variables (weights="variables").
     """
     proto = read_model(model)
     g = graph if graph is not None else gc.Graph()
     with g:
-        importer = Importer(proto, weights, shapes)
+        importer = Importer(proto, weights, shapes, constants)
         inputs, outputs = importer.run()
     return ImportedGraph(g, inputs, outputs, importer.variables)
 
 
-def load(model, backend="cpu", weights="constants", shapes=None, **options):
+def load(model, backend="cpu", weights="constants", shapes=None, constants=None, **options):
     """An ONNX model as a gc.Function: call it with the model's inputs (by position or name),
     get a list of its outputs. Options go to gc.function (e.g. optimize=)."""
-    imported = import_graph(model, weights, shapes)
+    imported = import_graph(model, weights, shapes, constants=constants)
     with imported.graph:
         return gc.function(imported.inputs, imported.outputs, backend=backend, **options)

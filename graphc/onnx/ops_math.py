@@ -41,8 +41,10 @@ def binary(cx, node, inputs, attrs):
 @converts("Div")
 def div(cx, node, inputs, attrs):
     a, b = inputs
-    if dtype_of(a).kind != "f":
-        raise unsupported(cx, node, f"integer division ({dtype_of(a)}): graphc's divide is true division")
+    if dtype_of(a).kind != "f":        # integer division: graphc's divide is true division, so
+        a, b = (cx.static(v, node, "integer operands") for v in (a, b))     # done at import
+        q = np.floor_divide(a, b)                    # known at import: C's division, toward zero
+        return [(q + ((np.remainder(a, b) != 0) & ((a < 0) ^ (b < 0)))).astype(a.dtype)]
     return [gc.divide(arith(a), arith(b))]
 
 
@@ -61,9 +63,15 @@ def identity(cx, node, inputs, attrs):
         if attrs.get("is_test", 1) == 0 and cx.opset < 7 or (training is not None and bool(cx.static(
                 training, node, "training_mode").reshape(-1)[0])):
             raise unsupported(cx, node, "Dropout in training mode (graphc imports models for inference)")
-        if len(node.output) > 1 and node.output[1]:
-            raise unsupported(cx, node, "Dropout's mask output")
+        if len(node.output) > 1 and node.output[1]:     # in inference the mask keeps everything
+            return [inputs[0], np.ones(known(cx, node, inputs[0]), np.bool_)]
     return [inputs[0]]
+
+
+def known(cx, node, x):
+    if None in shape_of(x):
+        raise unsupported(cx, node, f"an output shaped like an input of unknown shape {shape_of(x)}")
+    return shape_of(x)
 
 
 @converts("Sum", "Mean", "Max", "Min")
@@ -140,7 +148,10 @@ def activation(cx, node, inputs, attrs):
     if t == "ThresholdedRelu":
         return [gc.where(x > scalar(x, attrs.get("alpha", 1.0)), x, scalar(x, 0))]
     if t == "PRelu":
-        return [gc.where(x < scalar(x, 0), arith(inputs[1]) * x, x)]
+        slope = arith(inputs[1])
+        if rank(slope) == 1 and rank(x) > 2 and shape_of(slope)[0] == shape_of(x)[1] != shape_of(x)[-1]:
+            slope = gc.reshape(slope, (-1,) + (1,) * (rank(x) - 2))    # a per-channel slope (opset < 7)
+        return [gc.where(x < scalar(x, 0), slope * x, x)]
     if t == "Mish":
         return [x * gc.tanh(gc.softplus(x))]
     if attrs.get("approximate", "none") != "tanh":     # Gelu

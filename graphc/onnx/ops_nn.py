@@ -168,16 +168,15 @@ def instance_norm(cx, node, inputs, attrs):
 
 @converts("LayerNormalization")
 def layer_norm(cx, node, inputs, attrs):
-    if any(node.output[1:]):
-        raise unsupported(cx, node, "LayerNormalization's Mean and InvStdDev outputs")
     x, scale, bias = arith(inputs[0]), arith(inputs[1]), present(inputs, 2)
     n = rank(x)
     axis = attrs.get("axis", -1) % n
     axes = tuple(range(axis, n))
     m = gc.mean(x, axis=axes, keepdims=True)
     var = gc.mean(gc.square(x - m), axis=axes, keepdims=True)
-    y = (x - m) / gc.sqrt(var + scalar(x, attrs.get("epsilon", 1e-5))) * scale
-    return [y + arith(bias) if bias is not None else y]
+    inv = gc.reciprocal(gc.sqrt(var + scalar(x, attrs.get("epsilon", 1e-5))))
+    y = (x - m) * inv * scale
+    return [y + arith(bias) if bias is not None else y, m, inv]     # Y, Mean, InvStdDev
 
 
 @converts("LRN")
@@ -200,7 +199,8 @@ def lrn(cx, node, inputs, attrs):
 def flatten(cx, node, inputs, attrs):
     x = inputs[0]
     shape = shape_of(x)
-    axis = attrs.get("axis", 1) % (len(shape) + 1) if shape else 0
+    axis = attrs.get("axis", 1)
+    axis = axis + len(shape) if axis < 0 else axis          # in [-r, r]
     outer, inner = shape[:axis], shape[axis:]
     dims = [math.prod(outer) if None not in outer else -1, math.prod(inner) if None not in inner else -1]
     if dims.count(-1) > 1:

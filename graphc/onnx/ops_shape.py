@@ -137,6 +137,9 @@ def split(cx, node, inputs, attrs):
         chunk = -(-size // k)                  # opset 18: equal pieces, the last one smaller
         sizes = [chunk] * (size // chunk) + ([size % chunk] if size % chunk else [])
     cuts = list(np.cumsum(sizes)[:-1])
+    if 0 in sizes:                               # graphc's split makes no empty pieces: slices
+        edges = [0] + [int(c) for c in np.cumsum(sizes)]
+        return [x[(slice(None),) * axis + (slice(a, b),)] for a, b in zip(edges, edges[1:])]
     return gc.split(x, cuts, axis=axis) if len(sizes) > 1 else [gc.reshape(x, shape_of(x))]
 
 
@@ -213,8 +216,8 @@ def tile(cx, node, inputs, attrs):
 def pad(cx, node, inputs, attrs):
     x = arith(inputs[0])
     mode = attrs.get("mode", "constant")
-    if mode != "constant":
-        raise unsupported(cx, node, f"Pad mode {mode!r} (graphc pads with a constant)")
+    if mode not in ("constant", "edge", "reflect", "wrap"):
+        raise unsupported(cx, node, f"Pad mode {mode!r}")
     n = rank(x)
     if cx.opset < 11:
         pads, value, axes = attrs.get("pads", attrs.get("paddings")), attrs.get("value", 0.0), None
@@ -235,7 +238,34 @@ def pad(cx, node, inputs, attrs):
     width = tuple((max(b, 0), max(e, 0)) for b, e in width)
     if not any(b or e for b, e in width):
         return [x]
+    if mode != "constant":
+        return [pad_from_edges(x, width, mode)]
     return [gc.pad(x, width, constant_values=np.asarray(value, dtype_of(x)).item())]
+
+
+def pad_from_edges(x, width, mode):
+    """edge / reflect / wrap padding as numpy.pad does it, axis by axis: slices of x joined."""
+    for axis, (b, e) in enumerate(width):
+        if not (b or e):
+            continue
+        n = shape_of(x)[axis]
+        pre = (slice(None),) * axis
+
+        def part(start, stop, step=1):
+            return x[pre + (slice(start, stop, step),)]
+
+        def edge(start, count):
+            piece = part(start, start + 1)
+            return gc.broadcast_to(piece, shape_of(piece)[:axis] + (count,) + shape_of(piece)[axis + 1:])
+        if mode == "edge":
+            before, after = (edge(0, b) if b else None), (edge(n - 1, e) if e else None)
+        elif mode == "reflect":
+            before = part(b, 0, -1) if b else None
+            after = part(n - 2, n - 2 - e if n - 2 - e >= 0 else None, -1) if e else None
+        else:
+            before, after = (part(n - b, n) if b else None), (part(0, e) if e else None)
+        x = gc.concatenate([p for p in (before, x, after) if p is not None], axis=axis)
+    return x
 
 
 @converts("DepthToSpace", "SpaceToDepth")
@@ -244,7 +274,8 @@ def depth_space(cx, node, inputs, attrs):
     n, c, h, w = known_shape(cx, node, x)
     if node.op_type == "SpaceToDepth":
         y = gc.reshape(x, (n, c, h // b, b, w // b, b))
-        y = gc.transpose(y, (0, 3, 5, 1, 2, 4))
+        crd = attrs.get("mode", "DCR") == "CRD"
+        y = gc.transpose(y, (0, 1, 3, 5, 2, 4) if crd else (0, 3, 5, 1, 2, 4))
         return [gc.reshape(y, (n, c * b * b, h // b, w // b))]
     if attrs.get("mode", "DCR") == "DCR":
         y = gc.transpose(gc.reshape(x, (n, b, b, c // (b * b), h, w)), (0, 3, 4, 1, 5, 2))
