@@ -22,6 +22,7 @@ from .function import Function, function  # noqa: F401
 from .passes.autodiff import grad  # noqa: F401
 from .passes.pipeline import DEFAULT_PIPELINE, optimize  # noqa: F401
 from .view.dot import GraphvizNotFound, render, to_dot  # noqa: F401
+from .view.report import report  # noqa: F401  (gc.report: the HTML page of a compiled function)
 from .ops import random  # noqa: F401  (gc.random.uniform/normal/bernoulli)
 from . import nn  # noqa: F401,E402  (gc.nn: layers, losses, fit)
 from .nn import init, losses, optim, regularizers  # noqa: F401,E402  (gc.optim, gc.init, ...)

@@ -3,6 +3,7 @@
     graphc demo                 the main job (also `make demo`)
     graphc passes [W3] [--dot DIR]
                                 what the default pass pipeline does to a workload graph
+    graphc report W3 -o report.html   the teaching page of a compiled function (or of a script's)
     graphc bench [W1 ...]       the benchmark (see graphc/tools/bench.py)
     graphc fuzz [--minutes N] [--seed S] [--replay SEED]
                                 the differential fuzzer (see graphc/tools/fuzz.py)
@@ -19,6 +20,10 @@ def main(argv=None):
     passes = sub.add_parser("passes", help="run the pass pipeline on a workload graph and report")
     passes.add_argument("workload", nargs="?", default="W3", help="W1, W2, W3 or W4 (default W3)")
     passes.add_argument("--dot", metavar="DIR", help="write NN_<pass>.before/.after.dot files here")
+    rep = sub.add_parser("report", help="the HTML teaching page of a compiled function (see tools/report.py)")
+    rep.add_argument("target", metavar="WORKLOAD_OR_SCRIPT", help="W1-W4, or a script leaving a cpu function")
+    rep.add_argument("-o", "--out", default="report.html", help="the page to write (default: report.html)")
+    rep.add_argument("--name", help="the script's global holding the function")
     sub.add_parser("bench", help="time the workloads against numpy and the peers", add_help=False)
     sub.add_parser("fuzz", help="random graphs: the CPU backend against the interpreter", add_help=False)
     if argv is None:
@@ -38,6 +43,9 @@ def main(argv=None):
         if args.workload not in WORKLOADS:
             parser.error(f"unknown workload {args.workload!r}; choose one of {', '.join(WORKLOADS)}")
         report_passes(args.workload, args.dot)
+    elif args.command == "report":
+        from .report import main as report_main
+        report_main(args.target, args.out, args.name)
 
 
 def report_passes(name, dot_dir=None):

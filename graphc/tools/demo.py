@@ -75,6 +75,9 @@ def run(out_dir="build"):
     files = [write(out_dir, "digits_forward.dot", gc.to_dot(trainer.out_eval)),
              write(out_dir, "digits_train_step.dot", gc.to_dot(trainer.step)),
              write(out_dir, "digits_train_step_kernels.py", trainer.step.source)]
+    report = gc.report(trainer.step, os.path.join(out_dir, "digits_train_step.html"), args=(x_train[:32], y_train[:32]),
+                       title="digits MLP: one Adam training step")
+    print(f"the training step's report page (open it in a browser): {os.path.abspath(report)}")
     if shutil.which("dot"):
         files.append(gc.render(trainer.out_eval, os.path.join(out_dir, "digits_forward.svg")))
     print("written:", ", ".join(files))

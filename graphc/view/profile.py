@@ -3,7 +3,7 @@ the generated step, and per node the bytes it moves and the arithmetic it does.
 
 Timing replays the step as plain Python: the statements of the step that runs
 (`Program.cache_source`, the same calls as `fn.source` without comments), each
-top-level statement wrapped in perf_counter, on copies of the variables (the
+top-level statement wrapped in perf_counter (BLAS on one thread), on copies of the variables (the
 function's state is left alone) and fresh buffers. Each kernel call then pays
 Python's call overhead (~1 us), which a Numba-compiled short step does not: the
 times of tiny kernels are upper bounds. Bytes and flops come from the concrete
@@ -81,8 +81,17 @@ def profile(fn, c, feeds, repeat=REPEAT):
     rows = statements(c.program.source)
     runs = statements(c.program.cache_source)
     step, times = timed_step(c.program.cache_source, vars(c.module))
-    for _ in range(repeat):
-        step(*step_arguments(fn, c, feeds))
+    from graphc.runtime.cpu.config import numba_blas
+    blas = numba_blas()
+    threads = blas.get() if blas is not None else None
+    try:                # GEMMs on one thread, as graphc picks for small ones: on a busy machine
+        if blas is not None:          # OpenBLAS's spinning threads would swamp the timings
+            blas.set(1)
+        for _ in range(repeat):
+            step(*step_arguments(fn, c, feeds))
+    finally:
+        if blas is not None:
+            blas.set(threads)
     whole = float("inf")
     for _ in range(repeat):
         args = step_arguments(fn, c, feeds)

@@ -10,8 +10,9 @@ user's line, and back. Graphs are SVG laid out by Graphviz when it is installed 
 
 The unoptimized program is not kept by gc.function, so it is found again in the
 function's scratch graph (`_unoptimized_roots`): its outputs by name, each update's
-value as the copied node that reads its variable and that nothing reads (SGD's
-`W - lr * g`). Graphs are hash-consed, so running the pipeline again on those roots
+value as the copied node whose name the optimized value's carries (a pass's node
+that stands for a user's node is named after it), else the one that reads its variable
+and that nothing reads (SGD's `W - lr * g`). Graphs are hash-consed, so running the pipeline again on those roots
 gives the very nodes that ran; the page says so (`exact`) or says where it differs.
 """
 import os
@@ -22,7 +23,7 @@ from graphc.core.graph import ancestors
 
 from . import dot as dotview
 from . import profile as prof
-from .svg import INSTALL_HINT, to_svg
+from .svg import INSTALL_HINT, to_svgs
 
 
 def report(fn, path, args=None, title=None):
@@ -45,12 +46,11 @@ def collect(fn, args=None, title=None):
     c, feeds = _compiled(fn, args)
     roots, outputs, exact = _unoptimized_roots(fn)
     data = {"title": title or repr(fn), "graphviz": True, "hint": INSTALL_HINT, "exact": exact}
-    svgs = []
+    texts = []
 
-    def draw(dot_text):
-        svg, by_dot = to_svg(dot_text)
-        svgs.append(by_dot)
-        return svg
+    def draw(dot_text):                  # a mark now; every graph is laid out at once at the end
+        texts.append(dot_text)
+        return f"\x00svg{len(texts) - 1}\x00"
     forward = ancestors(outputs)
     data["user_graph"] = draw(_with_locations(dotview.to_dot(_Program(forward, outputs, {}, fn)), forward))
     data["gradient"] = _gradient(fn, roots, outputs, forward, draw)
@@ -62,8 +62,20 @@ def collect(fn, args=None, title=None):
     data["user_files"] = _user_files(data["nodes"])
     rows, whole = prof.profile(fn, c, feeds)
     data["profile"] = _profile_rows(rows, whole, fn, c)
-    data["graphviz"] = all(svgs)
-    return data
+    drawn = to_svgs(texts)
+    data["graphviz"] = all(by_dot for _, by_dot in drawn)
+    return _fill(data, [svg for svg, _ in drawn])
+
+
+def _fill(obj, svgs):
+    """obj with each mark of `draw` replaced by its SVG."""
+    if isinstance(obj, str) and obj.startswith("\x00svg"):
+        return svgs[int(obj[4:-1])]
+    if isinstance(obj, dict):
+        return {k: _fill(v, svgs) for k, v in obj.items()}
+    if isinstance(obj, list):
+        return [_fill(v, svgs) for v in obj]
+    return obj
 
 
 class _Program:
@@ -114,8 +126,13 @@ def _unoptimized_roots(fn):
         if post in pre:
             values.append(post)
             continue
+        # a pass's node that stands for a user's node is named after it (fusion: add_3 -> add_3_0)
+        named = by_name.get(post.name.rsplit("_", 1)[0]) if "_" in post.name else None
         found = [n for n in pre if n not in read and var in n.inputs and n.type == post.type]
-        values.append(found[0] if len(found) == 1 else post)
+        if named is not None and named.type == post.type:
+            values.append(named)
+        else:
+            values.append(found[0] if len(found) == 1 else post)
     roots = outputs + values
     if fn.pass_timing is None:
         return roots, outputs, True

@@ -22,17 +22,34 @@ def dot_program():
     return shutil.which("dot")
 
 
+# fewer crossing-minimization rounds: 3x faster on a training step's ~300 nodes, nearly as tidy
+DOT_OPTIONS = ["-Tsvg", "-Gmclimit=0.3", "-Gnslimit=2"]
+
+
 def to_svg(dot_text):
     """(svg text, laid out by Graphviz?)"""
+    return to_svgs([dot_text])[0]
+
+
+def to_svgs(texts):
+    """[(svg text, laid out by Graphviz?)] for DOT texts: each distinct text drawn once, the
+    `dot` processes run side by side (a report draws ~20 graphs)."""
+    from concurrent.futures import ThreadPoolExecutor
     dot = dot_program()
-    if dot is not None:
-        try:
-            out = subprocess.run([dot, "-Tsvg"], input=dot_text.encode(), capture_output=True,
-                                 check=True, timeout=120).stdout.decode()
-            return out[out.index("<svg"):], True
-        except (subprocess.SubprocessError, OSError, ValueError):
-            pass                                        # a graph dot cannot draw: the fallback can
-    return fallback_svg(dot_text), False
+    distinct = list(dict.fromkeys(texts))
+
+    def one(text):
+        if dot is not None:
+            try:
+                out = subprocess.run([dot] + DOT_OPTIONS, input=text.encode(), capture_output=True,
+                                     check=True, timeout=300).stdout.decode()
+                return out[out.index("<svg"):], True
+            except (subprocess.SubprocessError, OSError, ValueError):
+                pass                                    # a graph dot cannot draw: the fallback can
+        return fallback_svg(text), False
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        drawn = dict(zip(distinct, pool.map(one, distinct)))
+    return [drawn[t] for t in texts]
 
 
 # ---------------------------------------------------------------- the fallback layout
