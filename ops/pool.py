@@ -165,8 +165,10 @@ class MaxPool2DSelect(MaxPoolAdjoint):
         (t, _), (left, _) = attrs["padding"]
         Gp = np.zeros(G.shape[:2] + padded[2:], G.dtype)
         Gp[:, :, t:t + G.shape[2], left:left + G.shape[3]] = G
-        Gp = Gp.reshape(G.shape[0], G.shape[1], -1)
-        return np.take_along_axis(Gp, pos.reshape(pos.shape[0], pos.shape[1], -1), axis=2).reshape(pos.shape)
+        # flat sizes spelled out: -1 cannot be worked out for an empty batch
+        Gp = Gp.reshape(G.shape[0], G.shape[1], Gp.shape[2] * Gp.shape[3])
+        flat = pos.reshape(pos.shape[0], pos.shape[1], pos.shape[2] * pos.shape[3])
+        return np.take_along_axis(Gp, flat, axis=2).reshape(pos.shape)
 
     def grad(self, node, g):
         x, G = node.inputs

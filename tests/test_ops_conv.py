@@ -330,3 +330,15 @@ def test_pool_errors():
 
 OPS_TESTED = {"conv2d", "conv2d_grad_input", "conv2d_grad_weight", "max_pool2d", "max_pool2d_grad",
               "max_pool2d_select", "avg_pool2d", "avg_pool2d_grad"}
+
+
+@pytest.mark.parametrize("backend", ["interp", "cpu"])
+def test_conv_and_pool_ops_take_an_empty_batch(backend):
+    """N = 0 through every conv/pool op (the fuzzer found max_pool2d_select's reference failing)."""
+    with gc.Graph():
+        x = gc.placeholder((None, 2, 4, 4), gc.float64)
+        w = gc.constant(np.ones((3, 2, 3, 3)))
+        outs = [gc.max_pool2d_select(x, x * 2, 2), gc.max_pool2d(x, 2), gc.avg_pool2d(x, 2),
+                gc.conv2d(x, w, padding="same"), gc.global_avg_pool2d(x)]
+        got = gc.function([x], outs, backend=backend)(np.zeros((0, 2, 4, 4)))
+    assert [g.shape for g in got] == [(0, 2, 2, 2), (0, 2, 2, 2), (0, 2, 2, 2), (0, 3, 4, 4), (0, 2, 1, 1)]
