@@ -12,10 +12,12 @@ move nothing), flops estimated per op kind (a matmul 2*m*n*k, an elementwise op
 one per element and op, a reduction one per element read).
 """
 import ast
+import importlib
 import time
 
 import numpy as np
 
+from graphc.core.region import Param
 from graphc.core.types import TupleType
 
 ROWS_CHEAP = {"transpose", "reshape", "expand_dims", "squeeze", "getitem", "output", "size"}
@@ -81,8 +83,8 @@ def profile(fn, c, feeds, repeat=REPEAT):
     rows = statements(c.program.source)
     runs = statements(c.program.cache_source)
     step, times = timed_step(c.program.cache_source, vars(c.module))
-    from graphc.runtime.cpu.config import numba_blas
-    blas = numba_blas()
+    # by name, as graphc/function.py loads the backend (importing graphc must not import it)
+    blas = importlib.import_module("graphc.runtime.cpu.config").numba_blas()
     threads = blas.get() if blas is not None else None
     try:                # GEMMs on one thread, as graphc picks for small ones: on a busy machine
         if blas is not None:          # OpenBLAS's spinning threads would swamp the timings
@@ -130,7 +132,12 @@ def cost(n, types, is_view):
         k = ins[0].shape[-1] if ins and ins[0].shape else 1
         return moved, 2 * size(out) * k
     if name == "fused":
-        flops = size(out) * len(n.attrs["region"].steps)
+        steps = n.attrs["region"].steps
+        flops = size(out) * len(steps)
+        for s in steps:                # a matmul fused with its epilogue (W - lr * x.T @ g)
+            a = s.operands[0] if s.op.name == "matmul" and s.operands else None
+            if isinstance(a, Param) and ins[a.index].shape:
+                flops += 2 * size(out) * ins[a.index].shape[-1]
         if n.attrs.get("reduce") is not None:
             flops = max(flops, max((size(t) for t in ins), default=0) * len(n.attrs["region"].steps))
         return moved, flops

@@ -15,6 +15,7 @@ that stands for a user's node is named after it), else the one that reads its va
 and that nothing reads (SGD's `W - lr * g`). Graphs are hash-consed, so running the pipeline again on those roots
 gives the very nodes that ran; the page says so (`exact`) or says where it differs.
 """
+import importlib
 import os
 import tempfile
 
@@ -192,7 +193,9 @@ def _passes(fn, roots, draw, exact):
 
 def _memory(fn, c):
     """The memory plan of this signature (made again: plan_memory is deterministic)."""
-    from graphc.runtime.cpu.codegen import _may_raise
+    # the CPU backend by name, as graphc/function.py's BACKENDS loads it: importing graphc
+    # (which exports gc.report) must not import the backend, which imports graphc
+    _may_raise = importlib.import_module("graphc.runtime.cpu.codegen")._may_raise
     from graphc.runtime.cpu.layout import aliases_in, layouts
     from graphc.runtime.memory import plan_memory
     nodes, types = fn.nodes, c.types
@@ -232,7 +235,7 @@ def _node_info(fn, c, roots):
     by_name = {n.name: n for n in fn.nodes}
     kmap = c.program.node_map
     every = sorted(set(ancestors(roots)) | final | set(fn.updates), key=lambda n: n.id)
-    views = {n for n in fn.nodes if kmap.get(n, ("x",))[0] is None and n.op.kind != "source"}
+    views = _no_kernel(kmap)
     out = {}
     for n in every:
         runs = n if n in final else by_name.get(n.name)   # a pass rebuilding a node keeps its name
@@ -242,6 +245,12 @@ def _node_info(fn, c, roots):
                      "where": f"{n.loc[0]}:{n.loc[1]}" if n.loc else None, "kernel": kernel, "line": line,
                      "runs": runs.id if runs is not None else None, "bytes": moved, "flops": flops}
     return out
+
+
+def _no_kernel(node_map):
+    """The nodes no call computes: views and sizes. (A matmul without a kernel of its own is
+    computed by the call on its line: matmul_into with the fused node's epilogue.)"""
+    return {n for n, (k, _) in node_map.items() if k is None and n.op.name != "matmul"}
 
 
 def _user_files(nodes):
@@ -270,7 +279,7 @@ def _profile_rows(rows, whole, fn, c):
     by_line = {}
     for n, (kernel, line) in c.program.node_map.items():
         by_line.setdefault(line, []).append(n)
-    views = {n for n, (k, _) in c.program.node_map.items() if k is None}
+    views = _no_kernel(c.program.node_map)
     out = []
     for first, last, kernel, text, sec in rows:
         mine = [n for ln in range(first, last + 1) for n in by_line.get(ln, []) if n not in views]
