@@ -2,7 +2,7 @@
 each node with the converter table (registry.CONVERTERS), and fold at import whatever is known
 (shapes, constants, initializer arithmetic), so that the graph holds only the real work.
 """
-from collections import namedtuple
+from collections import Counter, namedtuple
 
 import numpy as np
 import onnx
@@ -96,6 +96,9 @@ class Importer:
             raise OnnxImportError(f"the model's default-domain opset is {self.opset}; this onnx knows "
                                   f"opsets up to {newest}")
         self.values, self.variables = {}, []
+        self.convs = {}        # Conv output name -> (input, weight, bias, options): for BN folding
+        self.uses = Counter(name for n in proto.graph.node for name in n.input)
+        self.uses.update(vi.name for vi in proto.graph.output)
         self.constants = {k: np.asarray(v) for k, v in (constants or {}).items()}
 
     def error(self, node, msg):

@@ -87,11 +87,18 @@ def conv(cx, node, inputs, attrs):
     stride = as_2d(attrs.get("strides", (1,) * (2 - squeezed)), squeezed, 1)
     dil = as_2d(attrs.get("dilations", (1,) * (2 - squeezed)), squeezed, 1)
     pads = explicit_pads(cx, node, attrs, shape_of(x)[2:], k_hw, stride, dil, squeezed)
-    y = gc.conv2d(x, w, stride=stride, padding=pads, dilation=dil, groups=attrs.get("group", 1))
+    options = {"stride": stride, "padding": pads, "dilation": dil, "groups": attrs.get("group", 1)}
     b = present(inputs, 2)
+    if not squeezed and isinstance(inputs[1], np.ndarray) and (b is None or isinstance(b, np.ndarray)):
+        cx.convs[node.output[0]] = (x, inputs[1], b, options)     # a BatchNormalization may fold in
+    return [conv_with_bias(x, w, b, options, squeezed)]
+
+
+def conv_with_bias(x, w, b, options, squeezed=False):
+    y = gc.conv2d(x, w, **options)
     if b is not None:
         y = y + gc.reshape(arith(b), (1, -1, 1, 1))
-    return [gc.squeeze(y, 2) if squeezed else y]
+    return gc.squeeze(y, 2) if squeezed else y
 
 
 @converts("MaxPool", "AveragePool")
@@ -151,6 +158,14 @@ def batch_norm(cx, node, inputs, attrs):
         # the usual case: y = x * a + b with a, b computed here once, in float64
         a = scale.astype(np.float64) / np.sqrt(var.astype(np.float64) + eps)
         b = bias.astype(np.float64) - mean.astype(np.float64) * a
+        conv = cx.convs.get(node.input[0])
+        if conv is not None and cx.uses[node.input[0]] == 1:
+            # Conv -> BatchNormalization, the conv read by nothing else: one conv with the scale
+            # folded into its weights and the shift into its bias (no pass over the activations)
+            xin, w, cb, options = conv
+            w2 = (w.astype(np.float64) * a.reshape(-1, 1, 1, 1)).astype(w.dtype)
+            b2 = b if cb is None else b + cb.astype(np.float64) * a
+            return [conv_with_bias(xin, w2, b2.astype(dt), options)]
         return [arith(x) * per_channel(a.astype(dt), n) + per_channel(b.astype(dt), n)]
     scale, bias, mean, var = (per_channel(arith(v), n) for v in (scale, bias, mean, var))
     return [(arith(x) - mean) / gc.sqrt(var + scalar(x, eps)) * scale + bias]
