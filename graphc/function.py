@@ -115,6 +115,8 @@ class Function:
             if c not in self.updates:                # random ops draw new numbers on every call
                 self.updates[c] = c + 1
         self.nodes = schedule(self.outputs + list(self.updates.values()))
+        # the program as the pass pipeline gets it (gc.report replays the passes from here)
+        self.unoptimized = (list(self.outputs), dict(self.updates))
         self.pass_timing = None
         if self.optimize_by_default if optimize is None else optimize:
             self._optimize(passes)

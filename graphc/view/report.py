@@ -8,12 +8,9 @@ memory plan, the generated module highlighted by Pygments, and a profile of one 
 (profile.py); a script in the page links a node to its kernel, its step line and the
 user's line, and back. Graphs are SVG laid out by Graphviz when it is installed (svg.py).
 
-The unoptimized program is not kept by gc.function, so it is found again in the
-function's scratch graph (`_unoptimized_roots`): its outputs by name, each update's
-value as the copied node whose name the optimized value's carries (a pass's node
-that stands for a user's node is named after it), else the one that reads its variable
-and that nothing reads (SGD's `W - lr * g`). Graphs are hash-consed, so running the pipeline again on those roots
-gives the very nodes that ran; the page says so (`exact`) or says where it differs.
+The passes are replayed from the program gc.function handed the pipeline
+(`Function.unoptimized`); graphs are hash-consed, so running the pipeline again on those
+roots gives the very nodes that ran; the page says so (`exact`) or says where it differs.
 """
 import importlib
 import os
@@ -103,43 +100,16 @@ def _compiled(fn, args):
 
 
 def _unoptimized_roots(fn):
-    """(roots as the pipeline got them: outputs then update values; the outputs; exact?)"""
-    kept = getattr(fn, "unoptimized", None)           # (outputs, updates), if a Function keeps them
-    if kept is not None:
-        outs, ups = kept
-        return list(outs) + [ups[v] for v in fn.updates], list(outs), True
-    copies = set(fn.origin)
-    last = max((n.id for n in copies), default=-1)
-    pre = set(copies)
-    for n in fn.program_graph.nodes[last + 1:]:       # the random counters' `c + 1`, added after the copy
-        if n.op.name == "constant" or n.op.name == "add" and any(i in fn.updates for i in n.inputs) \
-                and all(i in pre for i in n.inputs):
-            pre.add(n)
-        else:
-            break
-    by_name = {}
-    for n in sorted(pre, key=lambda n: n.id):
-        by_name.setdefault(n.name, n)
-    outputs = [by_name.get(name, o) for name, o in zip(fn.output_names, fn.outputs)]
-    read = {i for n in pre for i in n.inputs}
-    values = []
-    for var, post in fn.updates.items():
-        if post in pre:
-            values.append(post)
-            continue
-        # a pass's node that stands for a user's node is named after it (fusion: add_3 -> add_3_0)
-        named = by_name.get(post.name.rsplit("_", 1)[0]) if "_" in post.name else None
-        found = [n for n in pre if n not in read and var in n.inputs and n.type == post.type]
-        if named is not None and named.type == post.type:
-            values.append(named)
-        else:
-            values.append(found[0] if len(found) == 1 else post)
-    roots = outputs + values
+    """(roots as the pipeline got them: outputs then update values; the outputs; exact?). The
+    function keeps them (Function.unoptimized); graphs are hash-consed, so running the pipeline
+    again on them gives the very nodes that ran, which `exact` checks."""
+    outs, ups = fn.unoptimized
+    roots = list(outs) + [ups[v] for v in fn.updates]
     if fn.pass_timing is None:
-        return roots, outputs, True
+        return roots, list(outs), True
     from graphc.passes.pipeline import run_pipeline
     again = run_pipeline(roots)
-    return roots, outputs, all(a is b for a, b in zip(again, fn.outputs + list(fn.updates.values())))
+    return roots, list(outs), all(a is b for a, b in zip(again, fn.outputs + list(fn.updates.values())))
 
 
 def _with_locations(dot_text, nodes):
