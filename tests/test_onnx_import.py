@@ -184,3 +184,12 @@ def test_import_graphc_does_not_import_onnx_and_a_missing_onnx_names_the_extra()
             "try:\n    graphc.onnx\nexcept ImportError as e:\n    print(e)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert "pip install 'graphc[onnx]'" in out
+
+
+def test_bench_onnx_checks_then_times(tmp_path, capsys):
+    from graphc.tools.cli import main
+    path = tmp_path / "vgg.onnx"
+    onnx.save(onnx_models.vgg(16), str(path))
+    assert main(["bench", "onnx", str(path), "--reps", "2"]) == 0
+    out = capsys.readouterr().out
+    assert "graphc cpu" in out and "onnxruntime (2 threads)" in out and "graphc / onnxruntime:" in out

@@ -5,6 +5,7 @@
                                 what the default pass pipeline does to a workload graph
     graphc report W3 -o report.html   the teaching page of a compiled function (or of a script's)
     graphc bench [W1 ...]       the benchmark (see graphc/tools/bench.py)
+    graphc bench onnx MODEL.onnx   an ONNX model, graphc cpu beside onnxruntime
     graphc fuzz [--minutes N] [--seed S] [--replay SEED]
                                 the differential fuzzer (see graphc/tools/fuzz.py)
 """
@@ -28,6 +29,9 @@ def main(argv=None):
     sub.add_parser("fuzz", help="random graphs: the CPU backend against the interpreter", add_help=False)
     if argv is None:
         argv = sys.argv[1:]
+    if argv[:2] == ["bench", "onnx"]:    # an ONNX model beside onnxruntime (graphc/tools/bench_onnx.py)
+        from .bench_onnx import main as bench_onnx_main
+        return bench_onnx_main(argv[2:])
     if argv[:1] == ["bench"]:
         from .bench import main as bench_main
         return bench_main(argv[1:])

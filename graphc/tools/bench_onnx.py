@@ -1,0 +1,82 @@
+"""`graphc bench onnx MODEL.onnx`: an imported ONNX model on graphc's cpu backend beside
+onnxruntime (2 threads), after checking that their outputs agree.
+
+    graphc bench onnx MODEL.onnx [--shape NAME=1,3,224,224] [--reps N] [--threads 2]
+
+The inputs are random (standard normal floats, small ints), shaped as the model declares
+(a symbolic size is 1 unless --shape gives it). The outputs must agree to 1e-4 of the largest
+|output| or nothing is timed. Calls are timed interleaved (one of each in turn, repeated), so
+the ratio holds on a noisy machine; reported: median ms per call and graphc / onnxruntime.
+"""
+import argparse
+import sys
+import time
+
+import numpy as np
+
+
+def parse_args(argv):
+    p = argparse.ArgumentParser(prog="graphc bench onnx", description=__doc__.split("\n\n")[0])
+    p.add_argument("model", help="an .onnx file")
+    p.add_argument("--shape", action="append", default=[], metavar="NAME=D0,D1,...",
+                   help="the shape of an input whose sizes the model leaves symbolic")
+    p.add_argument("--reps", type=int, default=20, help="timed calls of each (default 20)")
+    p.add_argument("--threads", type=int, default=2, help="onnxruntime's intra-op threads (default 2)")
+    return p.parse_args(argv)
+
+
+def random_inputs(proto, shapes, rng):
+    from onnx import helper
+    inits = {i.name for i in proto.graph.initializer}
+    feeds = {}
+    for vi in proto.graph.input:
+        if vi.name in inits:
+            continue
+        t = vi.type.tensor_type
+        shape = shapes.get(vi.name) or tuple(d.dim_value if d.HasField("dim_value") else 1 for d in t.shape.dim)
+        dtype = helper.tensor_dtype_to_np_dtype(t.elem_type)
+        feeds[vi.name] = (rng.standard_normal(shape) if dtype.kind == "f" else rng.integers(0, 3, shape)).astype(dtype)
+    return feeds
+
+
+def main(argv=None):
+    args = parse_args(sys.argv[1:] if argv is None else argv)
+    import onnx
+    import onnxruntime as ort
+
+    import graphc as gc
+    shapes = {}
+    for s in args.shape:
+        name, _, dims = s.partition("=")
+        shapes[name] = tuple(int(d) for d in dims.split(","))
+    proto = onnx.load(args.model)
+    feeds = random_inputs(proto, shapes, np.random.default_rng(0))
+    so = ort.SessionOptions()
+    so.intra_op_num_threads, so.inter_op_num_threads = args.threads, 1
+    sess = ort.InferenceSession(proto.SerializeToString(), so, providers=["CPUExecutionProvider"])
+    t0 = time.perf_counter()
+    fn = gc.onnx.load(proto, backend="cpu", shapes=shapes)
+    expected, got = sess.run(None, feeds), fn(**feeds) if all(n.isidentifier() for n in feeds) else fn(*feeds.values())
+    print(f"graphc import + compile + first call: {time.perf_counter() - t0:.2f} s")
+    for k, (e, g) in enumerate(zip(expected, got)):
+        err = np.abs(g.astype(np.float64) - e).max() / max(np.abs(e).max(), 1e-30)
+        if g.shape != e.shape or not err <= 1e-4:
+            print(f"output {k}: graphc and onnxruntime disagree (shape {g.shape} vs {e.shape}, relative error "
+                  f"{err:.3g}); not timed")
+            return 1
+    args_list = list(feeds.values())
+    runs = {"graphc cpu": lambda: fn(*args_list), f"onnxruntime ({args.threads} threads)": lambda: sess.run(None, feeds)}
+    times = {k: [] for k in runs}
+    for f in runs.values():
+        f()
+    for _ in range(args.reps):
+        for k, f in runs.items():
+            t = time.perf_counter()
+            f()
+            times[k].append(time.perf_counter() - t)
+    med = {k: 1e3 * float(np.median(v)) for k, v in times.items()}
+    for k, v in med.items():
+        print(f"{k:28s} {v:9.2f} ms")
+    g, o = med.values()
+    print(f"graphc / onnxruntime: {g / o:.2f}x")
+    return 0
