@@ -17,6 +17,8 @@ import numpy as np
 import graphc as gc
 from graphc.ops.slicing import fmt_key
 
+from .fuzz_scan import build_scan, fmt_scan
+
 
 @dataclass(frozen=True)
 class V:
@@ -114,7 +116,6 @@ def build_step(step, env, prefix="", dmap=None):
     elif fn.startswith("random."):
         out = getattr(gc.random, fn[7:])(*args, **kwargs)
     elif fn == "scan":
-        from .fuzz_ops_nn import build_scan       # (it imports this module)
         out = build_scan(args, kwargs)
     else:
         out = getattr(gc, fn)(*args, **kwargs)
@@ -262,7 +263,6 @@ def fmt_array(a):
 
 def fmt_step(s):
     if s.fn == "scan":
-        from .fuzz_ops_nn import fmt_scan
         return fmt_scan(s, fmt_value)
     a = [fmt_value(x) for x in s.args]
     kw = ", ".join(f"{k}={fmt_value(v)}" for k, v in s.kwargs.items())
