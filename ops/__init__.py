@@ -10,6 +10,7 @@ from . import (base, binary, broadcast, fused, linalg, nn, random, reductions, s
                slicing, sources, unary)
 from . import conv, pool  # noqa: F401  (after nn: conv2d, pooling and their gradient ops)
 from . import scan  # noqa: F401  (after fused: a loop over a region, read through output nodes)
+from . import special  # noqa: F401  (after unary: erf)
 from .base import REGISTRY, Op, get, register
 
 __all__ = ["REGISTRY", "Op", "get", "register"]

@@ -42,6 +42,7 @@ CASES = {
     "leaky_relu": (lambda x: gc.leaky_relu(x, 0.2), [away_from_zero(3, 4)]),
     "elu": (lambda x: gc.elu(x, 0.7), [away_from_zero(3, 4)]),
     "softplus": (gc.softplus, [normal(3, 4) * 3]),
+    "erf": (gc.erf, [normal(3, 4)]),
     # float32 in, float64 out: a coarser step, since x +- eps is rounded to float32
     "cast": (lambda x: gc.cast(x, gc.float64) ** 2, [normal(3).astype(np.float32)], {"eps": 1e-2, "rtol": 1e-3}),
     "add": (gc.add, [normal(3, 1), normal(4)]),

@@ -17,7 +17,7 @@ from graphc.onnx.backend import GraphcBackend, GraphcCpuBackend  # noqa: E402
 
 # The ONNX ops the importer maps (by the stem of their test names: test_<stem>_..._cpu).
 NODE_STEMS = """abs add and argmax argmin averagepool basic_conv batchnorm cast castlike celu clip concat
-constant constantofshape conv_with depthtospace div dropout elu equal exp expand flatten gather gelu gemm
+constant constantofshape conv_with depthtospace div dropout elu equal erf exp expand flatten gather gelu gemm
 globalaveragepool globalmaxpool greater greater_equal hardmax hardsigmoid hardswish identity instancenorm
 layer_normalization leakyrelu less less_equal log logsoftmax lrn matmul max maxpool mean min mish mul neg
 not or prelu pow range reciprocal reduce_l1 reduce_l2 reduce_log_sum reduce_log_sum_exp reduce_max
@@ -38,7 +38,6 @@ INCLUDE = [r"^test_(%s)(?![a-z])" % "|".join(NODE_STEMS), r"^test_(%s)(?![a-z])"
 EXCLUDE = [
     r"^test_gather_elements",          # GatherElements, another op
     r"^test_split_to_sequence",        # SplitToSequence: sequences
-    r"^test_gelu_default_.*_expanded",  # the expansion uses Erf
     r"^test_range_.*_expanded",        # the expansion is a Loop
     r"^test_ConvTranspose",            # ConvTranspose, another op
 ]
@@ -67,8 +66,6 @@ XFAIL = [
     # training-mode BatchNormalization and Dropout (the importer is for inference)
     r"^test_batchnorm_\w*training_mode", r"^test_training_dropout(_default|_mask|_default_mask)?_cpu",
     r"^test_training_dropout_zero_ratio(_mask)?_cpu",
-    # Gelu's exact form needs erf, which graphc has no op for
-    r"^test_gelu_default_[12]_cpu",
     # ReduceMax/Min/LogSumExp over an empty axis (the identity -inf/inf is not built)
     r"^test_reduce_(max|min|log_sum_exp)_empty_set(_bool)?_cpu",
 ]

@@ -14,7 +14,7 @@ from .registry import converts, dtype_of, ints, norm_axis, present, rank, shape_
 
 UNARY = {"Abs": gc.abs, "Neg": gc.negative, "Exp": gc.exp, "Log": gc.log, "Sqrt": gc.sqrt,
          "Reciprocal": gc.reciprocal, "Tanh": gc.tanh, "Sigmoid": gc.sigmoid, "Softplus": gc.softplus,
-         "Relu": gc.relu, "Sign": gc.sign, "Not": gc.logical_not}
+         "Relu": gc.relu, "Sign": gc.sign, "Not": gc.logical_not, "Erf": gc.erf}
 BINARY = {"Add": gc.add, "Sub": gc.subtract, "Mul": gc.multiply, "Equal": gc.equal, "Greater": gc.greater,
           "Less": gc.less, "GreaterOrEqual": gc.greater_equal, "LessOrEqual": gc.less_equal,
           "And": gc.logical_and, "Or": gc.logical_or, "Xor": gc.not_equal}
@@ -154,8 +154,8 @@ def activation(cx, node, inputs, attrs):
         return [gc.where(x < scalar(x, 0), slope * x, x)]
     if t == "Mish":
         return [x * gc.tanh(gc.softplus(x))]
-    if attrs.get("approximate", "none") != "tanh":     # Gelu
-        raise unsupported(cx, node, "Gelu with approximate='none' needs erf, which graphc has no op for")
+    if attrs.get("approximate", "none") != "tanh":     # Gelu, exact: 0.5 x (1 + erf(x / sqrt 2))
+        return [scalar(x, 0.5) * x * (scalar(x, 1) + gc.erf(x * scalar(x, 1 / math.sqrt(2))))]
     inner = scalar(x, math.sqrt(2 / math.pi)) * (x + scalar(x, 0.044715) * x * x * x)
     return [scalar(x, 0.5) * x * (scalar(x, 1) + gc.tanh(inner))]
 
