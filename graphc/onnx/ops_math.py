@@ -125,6 +125,19 @@ def scalar(x, v):
     return np.asarray(v, dtype_of(x))
 
 
+@converts("Shrink")
+def shrink(cx, node, inputs, attrs):
+    x = arith(inputs[0])
+    lambd, bias = scalar(x, attrs.get("lambd", 0.5)), scalar(x, attrs.get("bias", 0.0))
+    return [gc.where(x < -lambd, x + bias, gc.where(x > lambd, x - bias, scalar(x, 0)))]
+
+
+@converts("Swish")
+def swish(cx, node, inputs, attrs):
+    x = arith(inputs[0])
+    return [x * gc.sigmoid(x * scalar(x, attrs.get("alpha", 1.0)))]
+
+
 @converts("LeakyRelu", "Elu", "Selu", "Celu", "HardSigmoid", "HardSwish", "Softsign", "ThresholdedRelu",
           "PRelu", "Mish", "Gelu")
 def activation(cx, node, inputs, attrs):

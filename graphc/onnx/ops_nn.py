@@ -108,11 +108,15 @@ def pool(cx, node, inputs, attrs):
         raise unsupported(cx, node, "MaxPool's Indices output")
     k = as_2d(attrs["kernel_shape"], squeezed, 1)
     stride = as_2d(attrs.get("strides", (1,) * (2 - squeezed)), squeezed, 1)
-    if any(d != 1 for d in attrs.get("dilations", ())):
-        raise unsupported(cx, node, f"dilations {attrs['dilations']} (graphc's pools have none)")
-    pads = explicit_pads(cx, node, attrs, shape_of(x)[2:], k, stride, (1, 1), squeezed)
+    dil = as_2d(attrs.get("dilations", (1,) * (2 - squeezed)), squeezed, 1)
+    pads = explicit_pads(cx, node, attrs, shape_of(x)[2:], k, stride, dil, squeezed)
     ceil = bool(attrs.get("ceil_mode", 0))
     is_max = node.op_type == "MaxPool"
+    if dil != (1, 1):
+        if not is_max:
+            raise unsupported(cx, node, f"AveragePool with dilations {attrs['dilations']}")
+        y = dilated_max_pool(cx, node, x, k, stride, pads, dil, ceil)
+        return [gc.squeeze(y, 2) if squeezed else y]
     include = bool(attrs.get("count_include_pad", 0))
     if any(max(p) > kk // 2 for p, kk in zip(pads, k)):
         # graphc's pools take padding up to half the kernel; more is an explicit pad first, exact for
@@ -128,6 +132,95 @@ def pool(cx, node, inputs, attrs):
     else:
         y = gc.avg_pool2d(x, k, stride=stride, padding=pads, ceil_mode=ceil, count_include_pad=include)
     return [gc.squeeze(y, 2) if squeezed else y]
+
+
+def dilated_max_pool(cx, node, x, k, stride, pads, dil, ceil):
+    """MaxPool with dilations (graphc's pool has none): the maximum of the kh * kw strided views
+    of x padded with -inf, one per kernel tap."""
+    hw = shape_of(x)[2:]
+    if None in hw:
+        raise unsupported(cx, node, "a dilated MaxPool of an input of unknown spatial size")
+    outs, ends = [], []
+    for size, kk, s, d, (p0, p1) in zip(hw, k, stride, dil, pads):
+        span = size + p0 + p1 - (kk - 1) * d - 1
+        o = (-(-span // s) if ceil else span // s) + 1
+        if ceil and (o - 1) * s >= size + p0:
+            o -= 1                                  # a last window starting in the end padding
+        outs.append(o)
+        ends.append(max(p1, (o - 1) * s + (kk - 1) * d + 1 - size - p0))
+    fill = -np.inf if dtype_of(x).kind == "f" else np.iinfo(dtype_of(x)).min
+    xp = gc.pad(x, ((0, 0), (0, 0), (pads[0][0], ends[0]), (pads[1][0], ends[1])), constant_values=fill)
+    y = None
+    for i in range(k[0]):
+        for j in range(k[1]):
+            a, b = i * dil[0], j * dil[1]
+            tap = xp[:, :, a:a + (outs[0] - 1) * stride[0] + 1:stride[0], b:b + (outs[1] - 1) * stride[1] + 1:stride[1]]
+            y = tap if y is None else gc.maximum(y, tap)
+    return y
+
+
+@converts("ConvTranspose")
+def conv_transpose(cx, node, inputs, attrs):
+    """The adjoint of a convolution: graphc's conv2d_grad_input, with the output size ONNX asks
+    for (from output_shape, auto_pad or pads and output_padding)."""
+    x, squeezed = spatial(cx, node, arith(inputs[0]), "ConvTranspose")
+    w = arith(inputs[1])
+    if squeezed:
+        w = gc.expand_dims(w, 2)
+    nd = 2 - squeezed
+    k_hw = shape_of(w)[2:]
+    stride = as_2d(attrs.get("strides", (1,) * nd), squeezed, 1)
+    dil = as_2d(attrs.get("dilations", (1,) * nd), squeezed, 1)
+    extra = as_2d(attrs.get("output_padding", (0,) * nd), squeezed, 0)
+    in_hw = shape_of(x)[2:]
+    if None in in_hw:
+        raise unsupported(cx, node, "ConvTranspose of an input of unknown spatial size")
+    full = [s * (i - 1) + e + (kk - 1) * d + 1 for s, i, e, kk, d in zip(stride, in_hw, extra, k_hw, dil)]
+    auto = attrs.get("auto_pad", "NOTSET")
+    target = attrs.get("output_shape")
+    if target is None and auto in ("SAME_UPPER", "SAME_LOWER"):
+        target = [i * s for i, s in zip(in_hw, stride)][-nd:]
+    if target is not None:
+        target = as_2d(tuple(target)[-nd:], squeezed, 1)
+        pads = []
+        for f, t in zip(full, target):
+            total = f - t
+            small, big = total // 2, total - total // 2
+            pads.append((small, big) if auto == "SAME_UPPER" else (big, small))
+        if any(p0 < 0 for p0, _ in pads):
+            raise unsupported(cx, node, f"output_shape {attrs.get('output_shape')} needs a negative start padding")
+    # a negative end padding (a larger output_shape) is more output at the end, as output_padding
+    else:
+        pads = explicit_pads(cx, node, attrs, in_hw, k_hw, stride, dil, squeezed)
+    out_hw = tuple(f - p0 - p1 for f, (p0, p1) in zip(full, pads))
+    pads = tuple((p0, max(p1, 0)) for p0, p1 in pads)
+    y = gc.conv2d_grad_input(x, w, out_hw, stride=stride, padding=tuple(pads), dilation=dil,
+                             groups=attrs.get("group", 1))
+    b = present(inputs, 2)
+    if b is not None:
+        y = y + gc.reshape(arith(b), (1, -1, 1, 1))
+    return [gc.squeeze(y, 2) if squeezed else y]
+
+
+@converts("LpNormalization")
+def lp_normalization(cx, node, inputs, attrs):
+    x, p = arith(inputs[0]), attrs.get("p", 2)
+    axis = attrs.get("axis", -1)
+    if p not in (1, 2):
+        raise unsupported(cx, node, f"p={p} (ONNX allows 1 and 2)")
+    norm = gc.sum(gc.abs(x) if p == 1 else gc.square(x), axis=axis, keepdims=True)
+    norm = norm if p == 1 else gc.sqrt(norm)
+    zero = gc.equal(norm, scalar(x, 0))
+    return [gc.where(zero, scalar(x, 0), x / gc.where(zero, scalar(x, 1), norm))]      # 0 / 0 is 0
+
+
+@converts("MeanVarianceNormalization")
+def mean_variance_normalization(cx, node, inputs, attrs):
+    x = arith(inputs[0])
+    axes = tuple(attrs.get("axes", (0, 2, 3)))
+    m = gc.mean(x, axis=axes, keepdims=True)
+    var = gc.mean(gc.square(x), axis=axes, keepdims=True) - gc.square(m)       # ONNX's own expansion
+    return [(x - m) / (gc.sqrt(var) + scalar(x, 1e-9))]
 
 
 @converts("GlobalAveragePool", "GlobalMaxPool")

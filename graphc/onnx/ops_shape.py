@@ -282,3 +282,38 @@ def depth_space(cx, node, inputs, attrs):
     else:
         y = gc.transpose(gc.reshape(x, (n, c // (b * b), b, b, h, w)), (0, 1, 4, 2, 5, 3))
     return [gc.reshape(y, (n, c // (b * b), h * b, w * b))]
+
+
+@converts("OneHot")
+def one_hot(cx, node, inputs, attrs):
+    """values[1] where the index (negative ones count from the end) equals the position along
+    the new axis, values[0] elsewhere (also for an index out of range)."""
+    idx, depth, values = arith(inputs[0]), inputs[1], inputs[2]
+    depth = int(cx.static(depth, node, "depth").reshape(-1)[0])
+    if dtype_of(idx).kind == "f":
+        idx = gc.cast(idx, np.int64)
+    idx = gc.where(idx < np.asarray(0, dtype_of(idx)), idx + np.asarray(depth, dtype_of(idx)), idx)
+    n = rank(idx) + 1
+    axis = norm_axis(attrs.get("axis", -1), n, cx, node)
+    positions = np.arange(depth, dtype=dtype_of(idx)).reshape((-1,) + (1,) * (n - 1 - axis))
+    hot = gc.equal(gc.expand_dims(idx, axis), positions)
+    off, on = (arith(values)[k] for k in (0, 1))
+    return [gc.where(hot, on, off)]
+
+
+@converts("Trilu")
+def trilu(cx, node, inputs, attrs):
+    x = arith(inputs[0])
+    k = present(inputs, 1)
+    k = 0 if k is None else int(cx.static(k, node, "k").reshape(-1)[0])
+    rows, cols = known_shape(cx, node, x)[-2:]
+    ones = np.ones((rows, cols), np.bool_)
+    mask = np.triu(ones, k) if attrs.get("upper", 1) else np.tril(ones, k)
+    return [gc.where(mask, x, np.zeros((), dtype_of(x)))]
+
+
+@converts("EyeLike")
+def eye_like(cx, node, inputs, attrs):
+    rows, cols = known_shape(cx, node, inputs[0])
+    dt = cx.dtype(attrs["dtype"], f"the dtype of EyeLike node {node.name!r}") if "dtype" in attrs else dtype_of(inputs[0])
+    return [np.eye(rows, cols, attrs.get("k", 0), dtype=dt)]
