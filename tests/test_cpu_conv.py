@@ -81,3 +81,20 @@ def test_conv_relu_maxpool_flatten_dense_training_step():
     close(list(after_c.values()), list(after_i.values()), rtol=1e-5, atol=1e-6)
     assert losses_i[-1] != losses_i[0]
     assert not np.allclose(after_i[W], start[W])
+
+
+def test_max_pool_ties_nans_and_padding_match_the_interpreter():
+    """The CPU pools' first-maximum rule (row-major; a nan wins, the first nan): ties, nans, a
+    window over the padding, 2x2, 3x3 and 2x3 windows (the loops specialized by size and not)."""
+    x = np.zeros((1, 2, 5, 5))
+    x[0, 0, 1:3, 1:3] = 1.0                           # a 2x2 tie
+    x[0, 1, 0, 1], x[0, 1, 2, 2], x[0, 1, 3, 3] = np.nan, np.nan, 2.0
+    for kernel, padding in [(2, 0), (3, 1), ((2, 3), ((1, 0), (0, 1)))]:
+        with gc.Graph():
+            p = gc.placeholder((1, 2, 5, 5), gc.float64)
+            y = gc.max_pool2d(p, kernel, stride=1, padding=padding)
+            dx = gc.grad(gc.sum(gc.where(y == y, y, 0.0) * gc.constant(np.arange(1.0, 1.0 + np.prod(y.shape)).reshape(y.shape))), [p])[0]
+            ref = gc.function([p], [y, dx])(x)
+            got = gc.function([p], [y, dx], backend="cpu")(x)
+        for a, b in zip(ref, got):
+            np.testing.assert_array_equal(a, b)

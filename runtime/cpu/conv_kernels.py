@@ -134,60 +134,98 @@ def conv2d_grad_weight_into(x, g, out, sh, sw, pt, pb, pl, pr, dh, dw, groups):
 # ---------------------------------------------------------------- pooling
 
 
-@njit(cache=True)
-def _argmax_at(x, c_img, oh, ow, kh, kw, sh, sw, pt, pl):
-    """(row, col) in x of the first maximum of one window (-1, -1 if it holds no input
-    element); a nan wins, as np.max and np.argmax would have it."""
-    h, w = x.shape[2], x.shape[3]
-    b, c = c_img
-    best, by, bx = -np.inf, -1, -1
+# Max pooling, its gradient and max_pool2d_select share one loop (_max_pool, `mode`): each
+# window's first maximum (row-major order; a nan wins, as np.max and np.argmax would have it)
+# and where it is. Measured on (32, 8, 26, 26), 2x2: a call per window returning a tuple took
+# 1.4 ms; branch-free selects, windows inside the image without bounds tests, and the loops of
+# 2x2 and 3x3 windows unrolled (constant sizes) take ~0.11 ms.
+MAX, GRAD, SELECT = 0, 1, 2
+
+
+@njit(inline="always")
+def _argmax_inside(x, b, ch, ys, xs, kh, kw):
+    """(value, y, column) of the first maximum of a window lying inside the image."""
+    best, by, bx = x[b, ch, ys, xs], ys, xs
     for i in range(kh):
-        y = oh * sh + i - pt
-        if 0 <= y < h:
-            for j in range(kw):
-                xx = ow * sw + j - pl
-                if 0 <= xx < w:
-                    v = x[b, c, y, xx]
-                    if by < 0 or v > best or (v != v and best == best):
-                        best, by, bx = v, y, xx
-    return by, bx
+        for j in range(kw):
+            v = x[b, ch, ys + i, xs + j]
+            take = (v > best) | ((v != v) & (best == best))      # selects, not branches
+            best = v if take else best
+            by = ys + i if take else by
+            bx = xs + j if take else bx
+    return best, by, bx
+
+
+@njit(inline="always")
+def _argmax_clipped(x, b, ch, ys, xs, kh, kw):
+    """The same for a window crossing the padding: clipped to the image; y = -1 if empty."""
+    i0, i1 = max(0, -ys), min(kh, x.shape[2] - ys)
+    j0, j1 = max(0, -xs), min(kw, x.shape[3] - xs)
+    if i0 >= i1 or j0 >= j1:
+        return x[b, ch, 0, 0], -1, -1
+    best, by, bx = x[b, ch, ys + i0, xs + j0], ys + i0, xs + j0
+    for i in range(i0, i1):
+        for j in range(j0, j1):
+            v = x[b, ch, ys + i, xs + j]
+            take = (v > best) | ((v != v) & (best == best))
+            best = v if take else best
+            by = ys + i if take else by
+            bx = xs + j if take else bx
+    return best, by, bx
+
+
+@njit(inline="always")
+def _max_pool(x, G, out, kh, kw, sh, sw, pt, pl, mode):
+    """mode MAX: out = the pooled maxima; GRAD: out (x's shape) += G at each arg-max;
+    SELECT: out (pooled) = G (x's shape) read at each arg-max."""
+    h, w = x.shape[2], x.shape[3]
+    n, c, oh_n, ow_n = G.shape if mode == GRAD else out.shape
+    for b in range(n):
+        for ch in range(c):
+            for oh in range(oh_n):
+                ys = oh * sh - pt
+                for ow in range(ow_n):
+                    xs = ow * sw - pl
+                    if ys >= 0 and xs >= 0 and ys + kh <= h and xs + kw <= w:
+                        v, y, xx = _argmax_inside(x, b, ch, ys, xs, kh, kw)
+                    else:
+                        v, y, xx = _argmax_clipped(x, b, ch, ys, xs, kh, kw)
+                    if mode == MAX:
+                        out[b, ch, oh, ow] = v if y >= 0 else -np.inf
+                    elif mode == GRAD:
+                        if y >= 0:
+                            out[b, ch, y, xx] += G[b, ch, oh, ow]
+                    else:
+                        out[b, ch, oh, ow] = G[b, ch, y, xx] if y >= 0 else 0
+
+
+@njit(inline="always")
+def _max_pool_sized(x, G, out, kh, kw, sh, sw, pt, pl, mode):
+    """_max_pool with the common window sizes as constants, so LLVM unrolls their loops."""
+    if kh == 2 and kw == 2:
+        _max_pool(x, G, out, 2, 2, sh, sw, pt, pl, mode)
+    elif kh == 3 and kw == 3:
+        _max_pool(x, G, out, 3, 3, sh, sw, pt, pl, mode)
+    else:
+        _max_pool(x, G, out, kh, kw, sh, sw, pt, pl, mode)
 
 
 @njit(cache=True)
 def max_pool2d_into(x, out, kh, kw, sh, sw, pt, pl):
-    n, c, oh_n, ow_n = out.shape
-    for b in range(n):
-        for ch in range(c):
-            for oh in range(oh_n):
-                for ow in range(ow_n):
-                    y, xx = _argmax_at(x, (b, ch), oh, ow, kh, kw, sh, sw, pt, pl)
-                    out[b, ch, oh, ow] = x[b, ch, y, xx] if y >= 0 else -np.inf
+    _max_pool_sized(x, out, out, kh, kw, sh, sw, pt, pl, MAX)
 
 
 @njit(cache=True)
 def max_pool2d_grad_into(x, g, out, kh, kw, sh, sw, pt, pl):
     """out (x's shape): g of each window added at the window's first arg-max."""
-    n, c, oh_n, ow_n = g.shape
     out[:] = 0
-    for b in range(n):
-        for ch in range(c):
-            for oh in range(oh_n):
-                for ow in range(ow_n):
-                    y, xx = _argmax_at(x, (b, ch), oh, ow, kh, kw, sh, sw, pt, pl)
-                    if y >= 0:
-                        out[b, ch, y, xx] += g[b, ch, oh, ow]
+    _max_pool_sized(x, g, out, kh, kw, sh, sw, pt, pl, GRAD)
 
 
 @njit(cache=True)
 def max_pool2d_select_into(x, G, out, kh, kw, sh, sw, pt, pl):
     """out (the pooled shape): G read at each window's first arg-max of x."""
-    n, c, oh_n, ow_n = out.shape
-    for b in range(n):
-        for ch in range(c):
-            for oh in range(oh_n):
-                for ow in range(ow_n):
-                    y, xx = _argmax_at(x, (b, ch), oh, ow, kh, kw, sh, sw, pt, pl)
-                    out[b, ch, oh, ow] = G[b, ch, y, xx] if y >= 0 else 0
+    _max_pool_sized(x, G, out, kh, kw, sh, sw, pt, pl, SELECT)
 
 
 @njit(cache=True)
