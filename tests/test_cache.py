@@ -77,3 +77,22 @@ def test_the_generated_source_is_the_same_every_time():
         f(*w.data)
         sources.add(f.source)
     assert len(sources) == 1
+
+
+def test_the_file_name_depends_on_the_helpers_the_kernels_call(monkeypatch, tmp_path):
+    """A jitted step's Numba cache holds matmul_into's and the conv helpers' code linked in, so
+    a changed helper file (gemm.py, conv_kernels.py, fastmath.py) must change every module name."""
+    import inspect
+    from graphc.runtime.cpu import conv_kernels
+    before = cache.module_key("x = 1\n")
+    real = inspect.getfile
+    edited = tmp_path / "conv_kernels.py"
+    edited.write_text(open(conv_kernels.__file__).read() + "\n# edited\n")
+    monkeypatch.setattr(inspect, "getfile", lambda f: str(edited) if real(f) == conv_kernels.__file__ else real(f))
+    cache._versions.cache_clear()
+    try:
+        assert cache.module_key("x = 1\n") != before
+    finally:
+        monkeypatch.undo()
+        cache._versions.cache_clear()
+    assert cache.module_key("x = 1\n") == before

@@ -93,7 +93,7 @@ def test_max_pool_ties_nans_and_padding_match_the_interpreter():
         with gc.Graph():
             p = gc.placeholder((1, 2, 5, 5), gc.float64)
             y = gc.max_pool2d(p, kernel, stride=1, padding=padding)
-            dx = gc.grad(gc.sum(gc.where(y == y, y, 0.0) * gc.constant(np.arange(1.0, 1.0 + np.prod(y.shape)).reshape(y.shape))), [p])[0]
+            dx = gc.grad(gc.sum(y * gc.constant(np.arange(1.0, 1.0 + np.prod(y.shape)).reshape(y.shape))), [p])[0]
             ref = gc.function([p], [y, dx])(x)
             got = gc.function([p], [y, dx], backend="cpu")(x)
         for a, b in zip(ref, got):

@@ -2,7 +2,8 @@
 
 A generated module is written under GRAPHC_CACHE_DIR (default: the user's
 cache folder) with a file name that is the hash of its source and of the
-versions of graphc, numba, numpy and the fast-math library, so a changed
+versions of graphc, numba, numpy and the helper library the kernels call
+(fastmath.py, gemm.py, conv_kernels.py), so a changed
 compiler never reuses an old file. Its kernels use `njit(cache=True)`, so
 Numba keeps their machine code next to the file (in __pycache__) and a
 second process starts warm.
@@ -31,9 +32,11 @@ What can go wrong, and what happens then:
 it has finished executing.
 """
 import atexit
+import functools
 import glob
 import hashlib
 import importlib.util
+import inspect
 import os
 import shutil
 import sys
@@ -60,11 +63,25 @@ def cache_dir():
     return path
 
 
+@functools.lru_cache(maxsize=None)
 def _versions():
+    """What a cached module's machine code depends on besides its text: the versions, and the
+    helper library it calls (fastmath.py and the files of the helpers it re-exports: gemm.py,
+    conv_kernels.py). Numba's own cache of a jitted step holds the helpers' code linked in and
+    would not see them change, so their source is part of every module's name."""
     import graphc
-    with open(fastmath.__file__, "rb") as f:
-        lib = hashlib.sha256(f.read()).hexdigest()[:16]
-    return f"graphc {graphc.__version__} numba {numba.__version__} numpy {np.__version__} fastmath {lib}"
+    from .target import FAST
+    files = {fastmath.__file__}
+    for name in FAST:
+        fn = getattr(getattr(fastmath, name), "py_func", None)
+        if fn is not None:
+            files.add(inspect.getfile(fn))
+    lib = hashlib.sha256()
+    for path in sorted(files):
+        with open(path, "rb") as f:
+            lib.update(f.read())
+    return (f"graphc {graphc.__version__} numba {numba.__version__} numpy {np.__version__} "
+            f"helpers {lib.hexdigest()[:16]}")
 
 
 def module_key(source):
