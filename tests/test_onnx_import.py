@@ -113,7 +113,8 @@ def flatten_by_shape(batch_dim):
              helper.make_node("Unsqueeze", ["n", "axes"], ["n1"]),
              helper.make_node("Concat", ["n1", "minus1"], ["target"], axis=0),
              helper.make_node("Reshape", ["x", "target"], ["y"]), helper.make_node("Relu", ["y"], ["r"])]
-    inits = [numpy_helper.from_array(np.array(v, np.int64), n) for v, n in ((0, "zero"), ([0], "axes"), ([-1], "minus1"))]
+    inits = [numpy_helper.from_array(np.array(v, np.int64), n)
+             for v, n in ((0, "zero"), ([0], "axes"), ([-1], "minus1"))]
     graph = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("x", F, [batch_dim, 2, 3])],
                               [helper.make_tensor_value_info("r", F, [batch_dim, 6])], inits)
     return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])

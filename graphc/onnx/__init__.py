@@ -6,6 +6,9 @@
 Each ONNX node becomes graphc ops (converters by op family in ops_math, ops_nn, ops_shape; the
 table in registry); shapes and constants are computed at import. backend.GraphcBackend runs
 ONNX's own backend test suite. Needs the optional `onnx` package: pip install 'graphc[onnx]'.
+
+May import: onnx, numpy and graphc's public API (graphc, graphc.core); never graphc.runtime or
+graphc.passes directly (an imported graph is an ordinary graph; gc.function compiles it).
 """
 try:
     import onnx  # noqa: F401

@@ -107,8 +107,9 @@ class Importer:
     def static(self, v, node, what):
         """The value v as a numpy array: a converter input that must be known at import."""
         if not is_static(v):
-            raise StaticValueNeeded(str(self.error(node, f"needs its {what} known when the model is imported (got a "
-                                   f"tensor computed at run time{' of shape ' + str(v.shape) if v is not None else ''})")))
+            shape = f" of shape {v.shape}" if v is not None else ""
+            raise StaticValueNeeded(str(self.error(node, f"needs its {what} known when the model is imported "
+                                                         f"(got a tensor computed at run time{shape})")))
         return v
 
     def dtype(self, elem_type, what):

@@ -315,5 +315,7 @@ def trilu(cx, node, inputs, attrs):
 @converts("EyeLike")
 def eye_like(cx, node, inputs, attrs):
     rows, cols = known_shape(cx, node, inputs[0])
-    dt = cx.dtype(attrs["dtype"], f"the dtype of EyeLike node {node.name!r}") if "dtype" in attrs else dtype_of(inputs[0])
+    dt = dtype_of(inputs[0])
+    if "dtype" in attrs:
+        dt = cx.dtype(attrs["dtype"], f"the dtype of EyeLike node {node.name!r}")
     return [np.eye(rows, cols, attrs.get("k", 0), dtype=dt)]

@@ -65,7 +65,8 @@ def main(argv=None):
                   f"{err:.3g}); not timed")
             return 1
     args_list = list(feeds.values())
-    runs = {"graphc cpu": lambda: fn(*args_list), f"onnxruntime ({args.threads} threads)": lambda: sess.run(None, feeds)}
+    runs = {"graphc cpu": lambda: fn(*args_list),
+            f"onnxruntime ({args.threads} threads)": lambda: sess.run(None, feeds)}
     times = {k: [] for k in runs}
     for f in runs.values():
         f()
