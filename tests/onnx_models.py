@@ -196,3 +196,40 @@ def vgg(size=32, batch=1):
 
 ARCHITECTURES = {"resnet": resnet, "inception": inception, "squeezenet": squeezenet, "densenet": densenet,
                  "shufflenet": shufflenet, "vgg": vgg}
+
+
+# ---------------------------------------------------------------- the onnx package's real models
+
+LIGHT = ("bvlc_alexnet", "densenet121", "inception_v1", "inception_v2", "resnet50", "shufflenet", "squeezenet",
+         "vgg19", "zfnet512")
+
+
+def light_model(name, seed=0):
+    """One of the 'light' real models the onnx package ships (the published architectures with
+    every weight a ConstantOfShape), with random weights in place of the constants and the final
+    Softmax cut off (random weights saturate it; the logits are compared)."""
+    import os
+
+    import onnx
+    path = os.path.join(os.path.dirname(onnx.__file__), "backend", "test", "data", "light", f"light_{name}.onnx")
+    m = onnx.load(path)
+    rng = np.random.default_rng(seed)
+    inits = {i.name: numpy_helper.to_array(i) for i in m.graph.initializer}
+    keep = []
+    for n in m.graph.node:
+        if n.op_type == "ConstantOfShape" and n.input[0] in inits:
+            v = numpy_helper.to_array(n.attribute[0].t).reshape(-1)[0]
+            shape = tuple(int(d) for d in inits[n.input[0]])
+            w = v * rng.uniform(0.5, 1.5, shape) + (v == 0) * 0.01 * rng.standard_normal(shape)
+            m.graph.initializer.append(numpy_helper.from_array(w.astype(np.float32), n.output[0]))
+        else:
+            keep.append(n)
+    del m.graph.node[:]
+    m.graph.node.extend(keep)
+    m.ir_version = max(m.ir_version, 4)       # IR 3 wants every initializer listed as an input
+    if keep[-1].op_type == "Softmax":
+        del m.graph.node[-1]
+        out = m.graph.output[0]
+        out.name = keep[-1].input[0]
+        del out.type.tensor_type.shape.dim[:]
+    return m

@@ -194,3 +194,24 @@ def test_bench_onnx_checks_then_times(tmp_path, capsys):
     assert main(["bench", "onnx", str(path), "--reps", "2"]) == 0
     out = capsys.readouterr().out
     assert "graphc cpu" in out and "onnxruntime (2 threads)" in out and "graphc / onnxruntime:" in out
+
+
+@pytest.mark.parametrize("name", [n for n in onnx_models.LIGHT if n not in ("vgg19", "zfnet512", "bvlc_alexnet")])
+def test_the_real_light_models_import(name):
+    """The onnx package's real architectures (ResNet-50, Inception v1/v2, DenseNet-121, SqueezeNet,
+    ShuffleNet; VGG-19, AlexNet and ZFNet too, but their 100M+ random weights take long to make):
+    every op converts, the output has the model's shape."""
+    imported = gc.onnx.import_graph(onnx_models.light_model(name))
+    assert len(imported.outputs) == 1 and imported.outputs[0].shape[:2] == (1, 1000)
+
+
+@pytest.mark.parametrize("name, backend", [("squeezenet", "interp"), ("shufflenet", "interp"),
+                                           ("shufflenet", "cpu")])
+def test_real_models_with_random_weights_match_onnxruntime(name, backend):
+    model = onnx_models.light_model(name)
+    x = np.random.default_rng(5).standard_normal((1, 3, 224, 224)).astype(np.float32)
+    inits = {i.name for i in model.graph.initializer}
+    (data,) = [i.name for i in model.graph.input if i.name not in inits]
+    expected = onnxruntime_outputs(model, {data: x})[0]
+    (got,) = gc.onnx.load(model, backend=backend)(x)
+    assert np.abs(got - expected).max() <= 1e-4 * np.abs(expected).max()
