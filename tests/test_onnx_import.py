@@ -215,3 +215,21 @@ def test_real_models_with_random_weights_match_onnxruntime(name, backend):
     expected = onnxruntime_outputs(model, {data: x})[0]
     (got,) = gc.onnx.load(model, backend=backend)(x)
     assert np.abs(got - expected).max() <= 1e-4 * np.abs(expected).max()
+
+
+@pytest.mark.parametrize("backend", ["interp", "cpu"])
+def test_nearest_resize_2x_and_by_sizes(backend):
+    x = np.random.default_rng(6).standard_normal((1, 2, 3, 5)).astype(np.float32)
+    roi = numpy_helper.from_array(np.zeros(0, np.float32), "roi")
+    scales = numpy_helper.from_array(np.array([1, 1, 2, 2], np.float32), "scales")
+    sizes = numpy_helper.from_array(np.array([1, 2, 7, 4], np.int64), "sizes")
+    twice = single("Resize", [("x", F, [1, 2, 3, 5])], [("y", F, [1, 2, 6, 10])], 13, inits=[roi, scales],
+                   mode="nearest")
+    node = helper.make_node("Resize", ["x", "", "", "sizes"], ["y"], mode="nearest",
+                            coordinate_transformation_mode="asymmetric", nearest_mode="round_prefer_ceil")
+    graph = helper.make_graph([node], "g", [helper.make_tensor_value_info("x", F, [1, 2, 3, 5])],
+                              [helper.make_tensor_value_info("y", F, [1, 2, 7, 4])], [sizes])
+    odd = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+    for model in (twice, odd):
+        (got,) = gc.onnx.load(model, backend=backend)(x)
+        np.testing.assert_array_equal(got, onnxruntime_outputs(model, {"x": x})[0])

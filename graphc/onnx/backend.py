@@ -7,7 +7,7 @@ attribute `graphc_backend` of a subclass (BackendTest passes no keywords of its 
 graphc compiles static graphs: where a model takes as a run-time input what graphc needs at
 import (ONNX's node tests feed Reshape's shape, ReduceSum's axes, Gather's indices as inputs),
 the rep imports it at the first run with its integer, bool and 0-d inputs fixed as
-constants, and keeps one
+constants (and any other input the import then names as needed), and keeps one
 compiled function per distinct value of those inputs.
 """
 import numpy as np
@@ -32,11 +32,19 @@ class GraphcRep(base.BackendRep):
         inputs = [np.asarray(x) for x in inputs]
         if self.fn is not None:
             return self.fn(*inputs)
-        fixed = {n: x for n, x in zip(self.names, inputs) if x.dtype.kind in "iub" or x.ndim == 0}
-        key = tuple((n, x.dtype.str, x.shape, x.tobytes()) for n, x in fixed.items())
-        if key not in self.specialized:
-            self.specialized[key] = load(self.model, backend=self.backend, constants=fixed)
-        return self.specialized[key](*[x for n, x in zip(self.names, inputs) if n not in fixed])
+        values = dict(zip(self.names, inputs))
+        fixed = {n: x for n, x in values.items() if x.dtype.kind in "iub" or x.ndim == 0}
+        while True:
+            key = tuple((n, x.dtype.str, x.shape, x.tobytes()) for n, x in fixed.items())
+            if key in self.specialized:
+                break
+            try:
+                self.specialized[key] = load(self.model, backend=self.backend, constants=fixed)
+            except StaticValueNeeded as e:        # a float input needed at import (Resize's scales)
+                if e.input_name is None or e.input_name in fixed:
+                    raise
+                fixed[e.input_name] = values[e.input_name]
+        return self.specialized[key](*[x for n, x in values.items() if n not in fixed])
 
 
 class GraphcBackend(base.Backend):

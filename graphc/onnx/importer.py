@@ -11,7 +11,7 @@ from onnx import numpy_helper
 import graphc as gc
 from graphc.core.errors import DTypeError, GraphError
 
-from . import ops_math, ops_nn, ops_shape  # noqa: F401  (they fill CONVERTERS)
+from . import ops_math, ops_nn, ops_resize, ops_shape  # noqa: F401  (they fill CONVERTERS)
 from .registry import CONVERTERS, OnnxImportError, is_static, node_of
 
 # ONNX element types graphc holds; every other one is named in the error that refuses it
@@ -108,8 +108,10 @@ class Importer:
         """The value v as a numpy array: a converter input that must be known at import."""
         if not is_static(v):
             shape = f" of shape {v.shape}" if v is not None else ""
-            raise StaticValueNeeded(str(self.error(node, f"needs its {what} known when the model is imported "
+            err = StaticValueNeeded(str(self.error(node, f"needs its {what} known when the model is imported "
                                                          f"(got a tensor computed at run time{shape})")))
+            err.input_name = v.name if v is not None and v.op.name == "placeholder" else None
+            raise err
         return v
 
     def dtype(self, elem_type, what):
