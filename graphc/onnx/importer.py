@@ -20,7 +20,6 @@ DTYPES = {onnx.TensorProto.FLOAT: np.float32, onnx.TensorProto.DOUBLE: np.float6
           onnx.TensorProto.BOOL: np.bool_}
 SUPPORTED_DTYPES = ("float", "double", "int32", "int64", "bool")
 DEFAULT_DOMAINS = ("", "ai.onnx")
-MIN_OPSET = 7
 
 ImportedGraph = namedtuple("ImportedGraph", "graph inputs outputs variables")
 
