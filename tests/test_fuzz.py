@@ -141,6 +141,22 @@ def test_the_oracle_runs_only_what_the_outputs_need():
     assert oracle.calls[0]["t1"] == 1 and "t0" not in oracle.calls[0]
 
 
+def test_a_variable_updated_from_float32_values_carries_float32_rounding():
+    """Seed 31000481: a float64 variable updated by the sum of a float32 convolution; at the
+    second call a float64 output read that variable and was judged at float64 tolerance."""
+    from graphc.tools.fuzz_check import float_dtypes
+    from graphc.tools.fuzz_ir import Program, Step, V
+    f32, f64 = np.dtype(np.float32), np.dtype(np.float64)
+    prog = Program(0, (2, 3), [Step(("x0",), "placeholder", ((2,), f32)),
+                               Step(("w0",), "variable", (np.zeros(2),)),
+                               Step(("t0",), "cast", (V("x0"), f64)),
+                               Step(("t1",), "add", (V("w0"), V("t0"))),
+                               Step(("t2",), "multiply", (V("w0"), 2.0))], ["t2"], [("w0", "t1")])
+    types = {"x0": f32, "w0": f64, "t0": f64, "t1": f64, "t2": f64}
+    dts, upstream = float_dtypes(prog, types, "t2")
+    assert dts == {f32, f64} and "x0" in upstream
+
+
 def _corrupt(seed_to_break, how):
     real = fuzz_run.run_batch_backend
 

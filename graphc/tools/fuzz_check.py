@@ -70,8 +70,11 @@ def differ(a, b, rtol, scale=1.0, signed_zeros=True):
 
 
 def float_dtypes(prog, types, name):
-    """The float dtypes upstream of name (itself included): what its rounding went through."""
+    """The float dtypes upstream of name (itself included): what its rounding went through.
+    A variable's update counts as upstream of it: a later call reads the value the update
+    wrote (a float64 variable updated by a float32 sum carries float32 rounding)."""
     steps = prog.step_of()
+    update_of = dict(prog.updates)
     seen, todo, out = set(), [name], set()
     from .fuzz_ir import refs
     while todo:
@@ -83,6 +86,8 @@ def float_dtypes(prog, types, name):
             out.add(types[n])
         s = steps[n]
         todo.extend(refs(s.args) + refs(list(s.kwargs.values())))
+        if n in update_of:
+            todo.append(update_of[n])
     return out, seen
 
 
