@@ -75,18 +75,7 @@ def _jax_w3():
     def loss(params, x, y):
         logp = jax.nn.log_softmax(_jax_mlp(params, x), axis=-1)
         return -jnp.mean(jnp.take_along_axis(logp, y[:, None], axis=1))
-
-    @jax.jit
-    def step(params, x, y):
-        value, grads = jax.value_and_grad(loss)(params, x, y)
-        return value, [p - 0.01 * g for p, g in zip(params, grads)]
-    x, y = jnp.asarray(w.data[0]), jnp.asarray(w.data[1])
-    state = {"params": params}
-
-    def run():
-        value, state["params"] = step(state["params"], x, y)
-        return np.asarray(value.block_until_ready())
-    return run, w.data
+    return peers_nn.jax_sgd(jax, jnp, loss, params, w)
 
 
 def _jax_w4():
@@ -134,17 +123,8 @@ def _torch_w3():
     import torch
     w = WORKLOADS["W3"]()
     params = [torch.tensor(p, requires_grad=True) for p in mlp_params()]
-    x, y = torch.from_numpy(w.data[0]), torch.from_numpy(w.data[1])
     loss_fn = torch.compile(lambda params, x, y: torch.nn.functional.cross_entropy(_torch_mlp(params, x), y))
-
-    def run():
-        loss = loss_fn(params, x, y)
-        grads = torch.autograd.grad(loss, params)
-        with torch.no_grad():
-            for p, g in zip(params, grads):
-                p -= 0.01 * g
-        return loss.detach().numpy()
-    return run, w.data
+    return peers_nn.torch_sgd(torch, loss_fn, params, w)
 
 
 def _torch_w4():

@@ -21,7 +21,7 @@ def _jax_w5():
         p = jax.lax.reduce_window(a, -jnp.inf, jax.lax.max, (1, 1, 2, 2), (1, 1, 2, 2), "VALID")
         logp = jax.nn.log_softmax(p.reshape(x.shape[0], -1) @ wf + bf, axis=-1)
         return -jnp.mean(jnp.take_along_axis(logp, y[:, None], axis=1))
-    return _jax_train(jax, jnp, loss, params, w)
+    return jax_sgd(jax, jnp, loss, params, w)
 
 
 def _jax_w7():
@@ -45,10 +45,11 @@ def _jax_w7():
         (h, _), _ = jax.lax.scan(cell, (zeros, zeros), x)
         logp = jax.nn.log_softmax(h @ wd + bd, axis=-1)
         return -jnp.mean(jnp.take_along_axis(logp, y[:, None], axis=1))
-    return _jax_train(jax, jnp, loss, params, w)
+    return jax_sgd(jax, jnp, loss, params, w)
 
 
-def _jax_train(jax, jnp, loss, params, w):
+def jax_sgd(jax, jnp, loss, params, w):
+    """A jax.jit SGD step (lr LR) of loss(params, x, y) on workload w's data, as a callable."""
     @jax.jit
     def step(params, x, y):
         value, grads = jax.value_and_grad(loss)(params, x, y)
@@ -72,7 +73,7 @@ def _torch_w5():
         wc, bc, wf, bf = params
         a = torch.relu(F.conv2d(x, wc, bc))
         return F.cross_entropy(F.max_pool2d(a, 2).reshape(x.shape[0], -1) @ wf + bf, y)
-    return _torch_train(torch, torch.compile(loss), params, w)
+    return torch_sgd(torch, torch.compile(loss), params, w)
 
 
 def _torch_w7():
@@ -92,10 +93,11 @@ def _torch_w7():
             c = f * c + i * g
             h = o * torch.tanh(c)
         return F.cross_entropy(h @ wd + bd, y)
-    return _torch_train(torch, torch.compile(loss), params, w)
+    return torch_sgd(torch, torch.compile(loss), params, w)
 
 
-def _torch_train(torch, loss_fn, params, w):
+def torch_sgd(torch, loss_fn, params, w):
+    """An SGD step (lr LR) of the compiled loss_fn(params, x, y) on workload w's data."""
     x, y = torch.from_numpy(w.data[0]), torch.from_numpy(w.data[1])
 
     def run():

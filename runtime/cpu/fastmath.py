@@ -56,11 +56,9 @@ def _f32_to_bits(typingctx, x):
 
 
 @njit(inline="always")
-def exp32(x):
-    # e^x = 2^k * e^r with k = round(x / ln 2) and |r| <= ln(2)/2. Adding and subtracting
-    # 1.5 * 2^23 rounds to an integer without a call; 2^k is built from its exponent bits.
-    # Results below the normal range (x < -87.34) flush to 0, as SIMD math libraries do.
-    xc = min(max(x, F(-87.33654)), F(88.72283))
+def _exp_reduced(xc):
+    """(k, e^r) with xc = k ln 2 + r, |r| <= ln(2)/2, for xc in exp32's finite range: the range
+    reduction and the polynomial exp32 and exp_nonpos32 share (then scaled by 2^k)."""
     k = (xc * F(1.44269504) + F(12582912.0)) - F(12582912.0)
     r = xc - k * F(0.693359375) - k * F(-2.12194440e-4)
     p = F(1.9875691500e-4)
@@ -70,6 +68,16 @@ def exp32(x):
     p = p * r + F(1.6666665459e-1)
     p = p * r + F(5.0000001201e-1)
     y = p * r * r + r + F(1.0)
+    return k, y
+
+
+@njit(inline="always")
+def exp32(x):
+    # e^x = 2^k * e^r with k = round(x / ln 2) and |r| <= ln(2)/2. Adding and subtracting
+    # 1.5 * 2^23 rounds to an integer without a call; 2^k is built from its exponent bits.
+    # Results below the normal range (x < -87.34) flush to 0, as SIMD math libraries do.
+    xc = min(max(x, F(-87.33654)), F(88.72283))
+    k, y = _exp_reduced(xc)
     top = k > F(127.0)                       # 2^128 has no float32: use 2^127 * 2
     y = y * _bits_to_f32((np.int32(k - F(1.0) if top else k) + np.int32(127)) << np.int32(23))
     y = y + y if top else y
@@ -83,15 +91,7 @@ def exp_nonpos32(x):
     """exp32 for x <= 0 (and -inf, nan), as softmax's exp(x - max) is: without exp32's
     overflow cases (2^128, inf), which makes it ~30% cheaper per element. Wrong for x > 0."""
     xc = max(x, F(-87.33654))
-    k = (xc * F(1.44269504) + F(12582912.0)) - F(12582912.0)
-    r = xc - k * F(0.693359375) - k * F(-2.12194440e-4)
-    p = F(1.9875691500e-4)
-    p = p * r + F(1.3981999507e-3)
-    p = p * r + F(8.3334519073e-3)
-    p = p * r + F(4.1665795894e-2)
-    p = p * r + F(1.6666665459e-1)
-    p = p * r + F(5.0000001201e-1)
-    y = p * r * r + r + F(1.0)
+    k, y = _exp_reduced(xc)
     y = y * _bits_to_f32((np.int32(k) + np.int32(127)) << np.int32(23))
     y = F(0.0) if x < F(-87.33654) else y
     return x if x != x else y
