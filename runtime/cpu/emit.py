@@ -76,9 +76,10 @@ class Call(str):
     arguments and a note for each (what value it holds), so that the step can say which
     kernel computes a node and lay a long call out one argument per line."""
 
-    def __new__(cls, kernel, args, notes=None, indent=0):
-        self = super().__new__(cls, "    " * indent + f"{kernel}({', '.join(args)})")
-        self.kernel, self.args, self.indent = kernel, list(args), indent
+    def __new__(cls, kernel, args, notes=None, indent=0, head=None):
+        head = head or kernel      # what comes before "(": the kernel, or a CUDA launch kernel[grid, block]
+        self = super().__new__(cls, "    " * indent + f"{head}({', '.join(args)})")
+        self.kernel, self.head, self.args, self.indent = kernel, head, list(args), indent
         self.notes = list(notes or []) + [None] * (len(args) - len(notes or []))
         return self
 
@@ -128,8 +129,8 @@ class Module:
     def emit(self, line, role=None, about=None):
         self.stmts.append(Stmt(line, self.node, role or self.role, about))
 
-    def call(self, kernel, args, notes=None, indent=0):
-        self.emit(Call(kernel, args, notes, indent))
+    def call(self, kernel, args, notes=None, indent=0, head=None):
+        self.emit(Call(kernel, args, notes, indent, head))
 
 
 class Ctx:

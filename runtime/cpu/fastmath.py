@@ -30,6 +30,7 @@ from numba import njit, types
 from numba.extending import intrinsic
 
 from graphc.ops import random as random_formula
+from graphc.runtime import scalar_math
 
 from .gemm import matmul_into  # noqa: F401  (the kernels import it from here, with the math)
 from .conv_kernels import (avg_pool2d_grad_into, avg_pool2d_into, conv2d_grad_input_into, conv2d_grad_weight_into, conv2d_into, max_pool2d_grad_into, max_pool2d_into, max_pool2d_select_into)  # noqa: F401,E501
@@ -254,15 +255,5 @@ rng_uniform = njit(inline="always")(random_formula.uniform_from_bits)
 rng_normal = njit(inline="always")(random_formula.normal_from_bits)
 
 
-@njit(inline="always")
-def ipow_u64(base, exp):
-    """base ** exp in uint64 by repeated squaring, wrapping modulo 2**64 as numpy's integer power
-    does (Numba's own ** goes through floats for large exponents: 3 ** (2**63 - 1) came out as
-    -2**63). The kernels compute every integer power in uint64 (loops.py)."""
-    result = np.uint64(1)
-    while exp:
-        if exp & np.uint64(1):
-            result *= base
-        base *= base
-        exp >>= np.uint64(1)
-    return result
+# every integer power is computed in uint64 (loops.py); the function is shared with CUDA
+ipow_u64 = njit(inline="always")(scalar_math.ipow_u64)

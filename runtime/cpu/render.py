@@ -11,16 +11,17 @@ WIDTH = 100               # a call or def longer than this gets one argument per
 COMMENT_COLUMN = 56       # where the step's comments start (two spaces after longer code)
 
 
-def render(mod, words, params, param_notes, returns, header, jit, locations=True):
+def render(mod, words, params, param_notes, returns, header, jit, locations=True, target=CPU):
     """The module's text as a reader sees it (fn.source), and the 1-based line of each
-    statement of `step`. (What runs is `kernel_module` for each kernel and `runnable_step`.)"""
-    out = [_printable(header)] + CPU.header() + [""]
+    statement of `step`. (What runs on the CPU is `kernel_module` for each kernel and
+    `runnable_step`; the CUDA backend runs this text itself, with `target` its own.)"""
+    out = [_printable(header)] + target.header() + [""]
     for key, name in mod.kernels.items():
-        out += [""] + kernel_text(key, name)
+        out += [""] + kernel_text(key, name, target)
     if jit:
         out += ["", '@njit(cache=True, error_model="numpy")']
     else:
-        out += ["", "# plain Python: it only calls the compiled kernels above (see runtime/cpu/codegen.py)"]
+        out += ["", target.step_note]
     out += _aligned(_signature("step", params, param_notes))
     out += _buffer_block(words)
     primary = _primary(mod.stmts)
@@ -61,9 +62,11 @@ def runnable_step(mod, params, returns, jit, kernel_modules):
     return "\n".join(out + [f"    return ({ret})"]) + "\n"
 
 
-def kernel_text(key, name):
+def kernel_text(key, name, target=CPU):
     """One kernel's definition: its decorator, signature and body."""
     params_k, text, fastmath, parallel = key
+    if target is not CPU:
+        return [target.decorator] + _aligned(_signature(name, params_k, [None] * len(params_k))) + text.split("\n") + [""]
     flags = 'cache=True, error_model="numpy"'
     if fastmath:
         flags += f", fastmath={{{', '.join(repr(f) for f in sorted(fastmath))}}}"
@@ -92,7 +95,7 @@ def _statement(s, comment):
     if not isinstance(text, Call) or len("    " + text) <= WIDTH:
         return [("    " + text, comment)]
     pad = "    " * (1 + text.indent)
-    rows = [(f"{pad}{text.kernel}(", comment)]
+    rows = [(f"{pad}{text.head}(", comment)]
     rows += [(f"{pad}    {a},", note) for a, note in zip(text.args, text.notes)]
     return rows + [(f"{pad})", None)]
 

@@ -21,6 +21,7 @@ class CpuTarget(Target):
     }
     # the row helpers a reduction's `row` fact names (ops/reductions.py)
     ROW = {"sum": "row_sum", "max": "row_max", "min": "row_min"}
+    step_note = "# plain Python: it only calls the compiled kernels above (see runtime/cpu/codegen.py)"
 
     def header(self):
         opening = "from graphc.runtime.cpu.fastmath import ("

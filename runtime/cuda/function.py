@@ -1,0 +1,156 @@
+"""backend="cuda": the optimized graph as generated numba.cuda kernels, launched by a host step.
+
+A call binds and checks the feeds (graphc/function.py), finds the compiled step of
+their shapes (generating it the first time, runtime/cuda/codegen.py), copies the
+feeds to the device, runs the step on device arrays and copies the outputs back.
+Nothing else crosses: the values between kernels live in device buffers
+(allocated once per shape signature), constants are uploaded once, and variables
+live on the device across calls, in the graph's variable store
+(graphc/core/store.py): a variable is copied to the device the first time a CUDA
+function needs it and back to the host only when someone asks for its value
+(`gc.get_value`, the interpreter, the CPU backend).
+
+Kernels are shared by their text: a kernel that two modules (two graphs, two batch
+sizes) contain is compiled once per process. Calls of CUDA functions run one at a
+time (one GPU, one stream; the reductions' scratch is shared).
+"""
+import threading
+
+import numpy as np
+
+from graphc.core.errors import ArgumentError, GraphError
+from graphc.function import Function, negative_power_error, numerics_error
+from graphc.runtime.memory import kshape
+
+from .launch import available
+
+DEVICE = "cuda"
+_run_lock = threading.RLock()
+_kernels = {}          # kernel text key -> the one compiled kernel object of this process
+
+
+class DeviceValue:
+    """A variable's value on the device: a C-contiguous device array and the variable's shape
+    (a 0-d variable is a 1-element array there)."""
+
+    def __init__(self, array, shape):
+        self.array, self.shape = array, tuple(shape)
+
+
+def _to_host(value):
+    return value.array.copy_to_host().reshape(value.shape)
+
+
+def _to_device(host):
+    from numba import cuda
+    host = np.ascontiguousarray(host)
+    return DeviceValue(cuda.to_device(host.reshape(kshape(host.shape))), host.shape)
+
+
+class Compiled:
+    """One shape signature's module, and the arguments its step takes after the feeds."""
+
+    def __init__(self, program, module, types):
+        from numba import cuda
+        self.program, self.module, self.types = program, module, types
+        self.step = module.step
+        self.var_nodes = [p[2] for p in program.params if p[1] == "var"]
+        self.out_specs = [(k, buf.shape, buf.dtype) for _, kind, (k, buf) in
+                          ((n, kd, p) for n, kd, p in program.params if kd == "out")]
+        self.fixed = []
+        for name, kind, payload in program.params:
+            if kind == "const":
+                value = np.ascontiguousarray(payload)
+                self.fixed.append(cuda.to_device(value.reshape(kshape(value.shape))))
+            elif kind == "buf":
+                self.fixed.append(cuda.device_array(payload.shape, payload.dtype))
+            elif kind == "shape":
+                self.fixed.append(payload)
+            elif kind == "check":
+                self.fixed.append(self._check)
+            elif kind == "fallback":
+                self.fixed.append(self._host_op)
+
+    def _check(self, k, value):
+        node = self.program.checks[k]
+        host = value.copy_to_host()
+        if not np.isfinite(host).all():
+            raise numerics_error(node, host.reshape(self.types.get(node, node.type).shape))
+
+    def _host_op(self, k, ins, outs):
+        """An op without a CUDA kernel: its numpy reference, on host copies of its inputs."""
+        n = self.program.fallbacks[k]
+        args = [a.copy_to_host().reshape(self.types[x].shape) for a, x in zip(ins, n.inputs)]
+        with np.errstate(all="ignore"):
+            result = n.op.ref(*args, **n.attrs)
+        for dest, value in zip(outs, result if isinstance(result, tuple) else (result,)):
+            dest.copy_to_device(np.ascontiguousarray(value, dest.dtype).reshape(dest.shape))
+
+
+class CudaFunction(Function):
+    backend = "cuda"
+
+    def __init__(self, inputs, outputs, updates=None, optimize=None, passes=None, check_numerics=False):
+        why = available()
+        if why is not None:
+            raise GraphError(f"backend 'cuda' is not available: {why}")
+        super().__init__(inputs, outputs, updates, optimize=optimize, passes=passes,
+                         check_numerics=check_numerics)
+        self._compiled = {}
+        self.graph.store.register_device(DEVICE, _to_host, _to_device)
+
+    def _run(self, feeds, types):
+        from numba import cuda
+        args = [feeds[x] for x in self.inputs]
+        sig = tuple(a.shape for a in args)
+        with _run_lock:
+            c = self._compiled.get(sig) or self._compile(sig, types)
+            dev_feeds = [cuda.to_device(np.ascontiguousarray(a).reshape(kshape(a.shape))) for a in args]
+            store, variables = self.graph.store, []
+            for v in c.var_nodes:
+                value = store.get(v, DEVICE)
+                if store.where(v) != DEVICE:
+                    store.put(v, value, DEVICE)        # it stays there: the next call finds it
+                variables.append(value.array)
+            outs = [cuda.device_array(shape, dtype) for _, shape, dtype in c.out_specs]
+            try:
+                results = c.step(*dev_feeds, *variables, *outs, *c.fixed)
+            except ValueError as e:
+                text = str(e)
+                if not text.startswith("graphc check "):
+                    raise
+                node = c.program.raises[int(text.split()[2].rstrip(":"))]
+                raise negative_power_error(node, [c.types[x] for x in node.inputs]) from None
+            host = [r.copy_to_host().reshape(types[o].shape) for r, o in zip(results, self.outputs)]
+        return host, {}
+
+    def _compile(self, sig, types):
+        from graphc.runtime.cpu import cache
+        from .codegen import generate
+        program = generate(self.nodes, self.outputs, self.updates, types, self._placeholders,
+                           header=f"# {self!r}", check_numerics=self.check_numerics)
+        module, _, _ = cache.load(program.source)
+        for key, name in program.kernels.items():    # one compiled kernel per text, per process
+            setattr(module, name, _kernels.setdefault(key, getattr(module, name)))
+        c = self._compiled[sig] = Compiled(program, module, types)
+        return c
+
+    @property
+    def source(self):
+        """The generated module of the most recent shape signature (call the function first)."""
+        return self._latest("fn.source").program.source
+
+    @property
+    def kernel_map(self):
+        """{node: (kernel or launcher name, line of fn.source)}, as on the CPU backend."""
+        return self._latest("fn.kernel_map").program.node_map
+
+    @property
+    def host_ops(self):
+        """The nodes of the most recent signature that run on the host (no CUDA kernel yet)."""
+        return list(self._latest("fn.host_ops").program.fallbacks)
+
+    def _latest(self, what):
+        if not self._compiled:
+            raise ArgumentError(f"{what}: call the function once first (its shapes decide the code)")
+        return list(self._compiled.values())[-1]
