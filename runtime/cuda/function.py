@@ -84,7 +84,8 @@ class Compiled:
         with np.errstate(all="ignore"):
             result = n.op.ref(*args, **n.attrs)
         for dest, value in zip(outs, result if isinstance(result, tuple) else (result,)):
-            dest.copy_to_device(np.ascontiguousarray(value, dest.dtype).reshape(dest.shape))
+            if dest is not None:                 # None: a part nothing reads
+                dest.copy_to_device(np.ascontiguousarray(value, dest.dtype).reshape(dest.shape))
 
 
 class CudaFunction(Function):

@@ -46,13 +46,18 @@ def literal(v):
 
 
 def _outputs(n, ctx):
-    """n's destination arrays: one, or one per part of a node with several outputs."""
+    """n's destination arrays: one, or one per part of a node with several outputs (None for
+    a part nothing reads: it has no output node, so no memory)."""
     if isinstance(ctx.types[n], TupleType):
-        users = sorted(dict.fromkeys(ctx.users[n]), key=lambda u: u.attrs["index"])
-        dests = [ctx.dest(u) for u in users]
-        for u, d in zip(users, dests):
-            ctx.names[u] = d
-        return dests, [f"-> {u.name}" for u in users]
+        by_index = {u.attrs["index"]: u for u in ctx.users[n]}
+        dests, notes = [], []
+        for k in range(len(ctx.types[n].types)):
+            u = by_index.get(k)
+            if u is not None:
+                ctx.names[u] = ctx.dest(u)
+            dests.append(ctx.names[u] if u is not None else "None")
+            notes.append(f"-> {u.name}" if u is not None else f"part {k}: not needed")
+        return dests, notes
     return [ctx.dest(n)], [f"-> {n.name}"]
 
 
@@ -77,4 +82,4 @@ def lower(n, ctx):
         ctx.mod.call("host_op", [str(len(ctx.fallbacks) - 1), f"({', '.join(ins)}{',' if len(ins) == 1 else ''})",
                                  f"({', '.join(dests)},)"],
                      [f"{n.op.name} has no CUDA kernel: it runs on the host", "its inputs", "its outputs"])
-    return dests[0]
+    return next(d for d in dests if d != "None")

@@ -248,7 +248,8 @@ def launch_split(x, *outs, bounds=(), axis=0, **attrs):
             plans.append(gather_plan(piece, strides, a * strides[axis]))
         return plans
     for out, (plan, n) in zip(outs, _cached(key, build)):
-        _run_copy(x, out, plan, n)
+        if out is not None:                 # None: a piece nothing reads
+            _run_copy(x, out, plan, n)
 
 
 def launch_concatenate(*arrays, axis=0, **attrs):
