@@ -8,6 +8,10 @@ page faults per call. W6 and W6b time first calls in fresh processes
 (bench_compile.py).
 
     graphc bench [W1 W2 ...] [--busy] [--reps N] [--json out.json] [--plot out.png] [--keep-env]
+                 [--backend cuda]
+
+--backend cuda adds a cuda column (a call: feeds to the GPU, the step, outputs back) beside
+the CPU backend's; it refuses to run under Numba's CUDA simulator, whose timings mean nothing.
 
 It re-runs itself with OPENBLAS_CORETYPE and OPENBLAS_L2_SIZE unset and
 OPENBLAS_THREAD_TIMEOUT=4 (see below) unless --keep-env is given. With --busy the
@@ -33,7 +37,7 @@ from .workloads_nn import NN_WORKLOADS
 WORKLOADS = {**MLP_WORKLOADS, **NN_WORKLOADS}
 
 
-def columns(name):
+def columns(name, backend="cpu"):
     """{column: (make_callable, data)}: each make_callable builds its own state."""
     cols = {}
 
@@ -51,6 +55,8 @@ def columns(name):
     cols["interp"] = graphc_col("interp")
     cols["numpy"] = numpy_col
     cols["cpu"] = graphc_col("cpu")
+    if backend == "cuda":
+        cols["cuda"] = graphc_col("cuda")
     if name == "W1":                               # the memory floor: read x once, write y once
         def copy_col():
             w = WORKLOADS[name]()
@@ -102,13 +108,13 @@ def time_interleaved(runs, reps, progress=None):
     return {c: (float(np.median(t)), faults[c] / (reps * BURST)) for c, t in times.items()}
 
 
-CORE = ("interp", "numpy", "cpu", "copy")     # a failure here is graphc's own: it propagates
+CORE = ("interp", "numpy", "cpu", "copy", "cuda")     # a failure here is graphc's own: it propagates
 
 
-def bench_workload(name, reps, progress=None):
+def bench_workload(name, reps, progress=None, backend="cpu"):
     """({column: (median s, faults)}, {column: why not timed}). A peer column that fails
     to build or run (a version that does not fit, a missing compiler) is left out, saying why."""
-    makers = columns(name)
+    makers = columns(name, backend)
     runs, bad = {}, {}
     for col, make in makers.items():
         try:
@@ -234,6 +240,8 @@ def build_parser():
                         help="with --busy: how many competing processes (default 1)")
     parser.add_argument("--json", default="bench.json", help="write the results here (default bench.json)")
     parser.add_argument("--plot", help="write a bar chart of the ratios to numpy (needs matplotlib)")
+    parser.add_argument("--backend", choices=("cpu", "cuda"), default="cpu",
+                        help="cuda: add a column for backend='cuda' (a real GPU only)")
     parser.add_argument("--keep-env", action="store_true",
                         help="keep OPENBLAS_CORETYPE / OPENBLAS_L2_SIZE / OPENBLAS_THREAD_TIMEOUT as they are")
     return parser
@@ -250,7 +258,25 @@ def parse_args(argv):
         args.workloads = ["W3"] if args.busy else list(DEFAULT)
     if args.competitors < 1:
         parser.error("--competitors must be at least 1")
+    if args.backend == "cuda":
+        why = cuda_unavailable()
+        if why:
+            parser.error(why)
     return args
+
+
+def cuda_unavailable():
+    """Why --backend cuda cannot be timed here (None if it can: a real GPU)."""
+    if os.environ.get("NUMBA_ENABLE_CUDASIM", "0") == "1":
+        return ("--backend cuda times a real GPU, but NUMBA_ENABLE_CUDASIM=1 selects Numba's CUDA simulator, "
+                "which runs kernels as Python threads: its timings mean nothing. Unset it on a machine with a GPU "
+                "(the simulator is for tests: pytest tests/test_cuda.py)")
+    try:
+        from graphc.runtime.cuda.launch import available
+    except ImportError as e:
+        return f"--backend cuda needs numba-cuda: pip install 'graphc[cuda]' ({e})"
+    why = available()
+    return f"--backend cuda: {why}" if why else None
 
 
 def main(argv=None):
@@ -274,7 +300,7 @@ def main(argv=None):
         for name in timed:
             if bar:
                 bar.set_postfix_str(name)
-            times, bad = bench_workload(name, args.reps, bar)
+            times, bad = bench_workload(name, args.reps, bar, args.backend)
             results[name] = {"times": times, "bad": bad}
         if bar:
             bar.close()

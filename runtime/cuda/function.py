@@ -43,7 +43,7 @@ def _to_host(value):
 
 def _to_device(host):
     from numba import cuda
-    host = np.ascontiguousarray(host)
+    host = np.asarray(host, order="C")        # (np.ascontiguousarray makes a 0-d array 1-d)
     return DeviceValue(cuda.to_device(host.reshape(kshape(host.shape))), host.shape)
 
 
@@ -106,7 +106,7 @@ class CudaFunction(Function):
         sig = tuple(a.shape for a in args)
         with _run_lock:
             c = self._compiled.get(sig) or self._compile(sig, types)
-            dev_feeds = [cuda.to_device(np.ascontiguousarray(a).reshape(kshape(a.shape))) for a in args]
+            dev_feeds = [cuda.to_device(np.asarray(a, order="C").reshape(kshape(a.shape))) for a in args]
             store, variables = self.graph.store, []
             for v in c.var_nodes:
                 value = store.get(v, DEVICE)
