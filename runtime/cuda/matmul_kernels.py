@@ -24,6 +24,7 @@ from numba import cuda, types
 from numba.np.numpy_support import from_dtype
 
 from .launch import TILE
+from .random_kernels import wrapping_quietly
 
 GRID_DIM_MAX = 65535                 # CUDA's limit on gridDim.y and gridDim.z (x is capped the same)
 
@@ -124,8 +125,9 @@ def launch_matmul(a, b, out, **attrs):
         return
     tiles_m, tiles_n = -(-m // TILE), -(-n // TILE)
     grid = (min(tiles_n, GRID_DIM_MAX), min(tiles_m, GRID_DIM_MAX), min(nb, GRID_DIM_MAX))
-    _kernel(out.dtype)[grid, (TILE, TILE)](a.reshape(a.size), b.reshape(b.size), out.reshape(out.size),
-                                           a_off, b_off, m, k, n)
+    with wrapping_quietly():
+        _kernel(out.dtype)[grid, (TILE, TILE)](a.reshape(a.size), b.reshape(b.size), out.reshape(out.size),
+                                               a_off, b_off, m, k, n)
 
 
 LAUNCH = {"matmul": launch_matmul}

@@ -26,15 +26,17 @@ same code object, the functions CUDA has. math's and numpy's log1p / cos / sqrt
 agree bit for bit on the host (checked on 200 000 draws), so the simulator's
 numbers stay the reference's.
 """
+import contextlib
 import math
 import types
+import warnings
 
 import numpy as np
 from numba import cuda
 
 from graphc.ops import random as formula
 
-from .launch import THREADS, blocks
+from .launch import SIMULATOR, THREADS, blocks
 
 device = cuda.jit(device=True)
 
@@ -53,6 +55,18 @@ rng_bits = _for_device(formula.splitmix64)
 rng_uniform = _for_device(formula.uniform_from_bits)
 rng_normal = _for_device(formula.normal_from_bits)
 STEP = np.uint64(formula.COUNTER_STEP)
+
+
+@contextlib.contextmanager
+def wrapping_quietly():
+    """Around a launch of a kernel whose uint64 arithmetic wraps on purpose (the hash, integer
+    matmul): under the simulator that arithmetic is numpy scalars', which warn at every wrap."""
+    if not SIMULATOR:
+        yield
+        return
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", "overflow encountered", RuntimeWarning)
+        yield
 
 
 def _random_kernel(draw):
@@ -74,7 +88,8 @@ def _launch(kernel, counter, out, seed, stream):
     if out.size == 0:
         return
     key = np.uint64(formula.stream_key(seed, stream))
-    kernel[blocks(out.size), THREADS](counter.reshape(1), out.reshape(out.size), key)
+    with wrapping_quietly():
+        kernel[blocks(out.size), THREADS](counter.reshape(1), out.reshape(out.size), key)
 
 
 def launch_random_uniform(like, counter, out, seed, stream, **attrs):
