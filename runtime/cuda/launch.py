@@ -13,7 +13,10 @@ each reduction's shared-memory tree is written for the block size it is launched
 with (the generated text says which).
 """
 import os
+import sys
+import threading
 
+import numpy as np
 from numba import cuda
 
 # Numba reads NUMBA_ENABLE_CUDASIM when numba.cuda is first imported, as we do here
@@ -22,6 +25,39 @@ SIMULATOR = os.environ.get("NUMBA_ENABLE_CUDASIM", "0") == "1"
 THREADS = 32 if SIMULATOR else 256          # threads per block of an elementwise kernel
 REDUCE_THREADS = 32 if SIMULATOR else 256   # threads per block of a reduction (a power of two)
 TILE = 4 if SIMULATOR else 16               # matmul's shared-memory tile side
+
+
+def _shared_arrays_made_once_per_block():
+    """Under the simulator, make cuda.shared.array safe for a block's threads to call at once.
+
+    The simulator (numba-cuda 0.30, simulator/kernelapi.py FakeCUDAShared.array) looks up a
+    block's shared array by the calling line and creates it if missing, without a lock: two
+    threads switching between the lookup and the store get two different arrays, and a
+    shared-memory tree then adds up garbage. (It shows as rare wrong answers; running with
+    short thread switches, as function.py does, makes it common.) This is that method with
+    the lookup and the store under one lock; a GPU has no such step."""
+    from numba.core import types
+    from numba.cuda.simulator import kernelapi
+    from numba.np import numpy_support
+    original, lock = kernelapi.FakeCUDAShared.array, threading.Lock()
+
+    def array(self, shape, dtype, alignment=None):
+        if alignment is not None or shape == 0:
+            return original(self, shape, dtype, alignment)
+        if isinstance(dtype, types.Type):
+            dtype = numpy_support.as_dtype(dtype)
+        frame = sys._getframe(1)                     # the kernel's line: the array's identity
+        caller = (frame.f_code.co_filename, frame.f_lineno)
+        with lock:
+            res = self._allocations.get(caller)
+            if res is None:
+                res = self._allocations[caller] = np.empty(shape, dtype)
+        return res
+    kernelapi.FakeCUDAShared.array = array
+
+
+if SIMULATOR:
+    _shared_arrays_made_once_per_block()
 
 
 def max_blocks():
