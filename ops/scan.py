@@ -48,6 +48,7 @@ from .sources import Source
 
 _unique = itertools.count()
 GRAD_RULE = []          # [rule(node, gs) -> grads], installed by passes/scan_grad.py
+RESIDUALS = []          # [which(region, n_carry, n_x, param types) -> steps to save], passes/scan_grad.py
 
 
 class ScanArg(Source):
@@ -67,16 +68,20 @@ class Scan(Op):
     name = "scan"
     kind = "opaque"
 
-    def canonical(self, types, region, n_carry, n_x, reverse=False, length=None):
+    def canonical(self, types, region, n_carry, n_x, reverse=False, length=None, save=()):
+        save = tuple(int(j) for j in save)
+        if any(not 0 <= j < len(region.steps) for j in save) or len(set(save)) != len(save):
+            raise GraphError(f"scan: save={save} must name distinct steps of the body (it has {len(region.steps)})")
         return {"region": region, "n_carry": int(n_carry), "n_x": int(n_x), "reverse": bool(reverse),
-                "length": None if length is None else int(length)}
+                "length": None if length is None else int(length), "save": save}
 
     def key(self, attrs):
         r = attrs["region"]
         steps = tuple((s.op.name, s.op.key(s.kwargs), s.operands) for s in r.steps)
-        return (r.n_params, steps, r.outputs, attrs["n_carry"], attrs["n_x"], attrs["reverse"], attrs["length"])
+        return (r.n_params, steps, r.outputs, attrs["n_carry"], attrs["n_x"], attrs["reverse"], attrs["length"],
+                attrs["save"])
 
-    def infer(self, types, region, n_carry, n_x, reverse, length):
+    def infer(self, types, region, n_carry, n_x, reverse, length, save):
         carries, xs = list(types[:n_carry]), types[n_carry:n_carry + n_x]
         if region.n_params != len(types):
             raise GraphError(f"the body has {region.n_params} parameters, the node {len(types)} inputs")
@@ -89,27 +94,34 @@ class Scan(Op):
             check_carry(k, c, new)
         ys = [TensorType((T,) + y.shape, y.dtype) for y in outs[n_carry:]]
         saved = [TensorType((T,) + c.shape, c.dtype) for c in carries]
-        return TupleType(tuple(carries + ys + saved))
+        for j in save:
+            if not isinstance(inner[j], TensorType):
+                raise GraphError(f"scan: save names step {j}, of type {inner[j]}: only a tensor step can be saved")
+        kept = [TensorType((T,) + inner[j].shape, inner[j].dtype) for j in save]
+        return TupleType(tuple(carries + ys + saved + kept))
 
-    def ref(self, *arrays, region, n_carry, n_x, reverse, length):
+    def ref(self, *arrays, region, n_carry, n_x, reverse, length, save):
         carry, xs = list(arrays[:n_carry]), arrays[n_carry:n_carry + n_x]
         static = list(arrays[n_carry + n_x:])
         T = time_length([x.shape for x in xs], length)
-        ys, saved = [None] * T, [None] * T
+        ys, saved, kept = [None] * T, [None] * T, [None] * T
         for t in (range(T - 1, -1, -1) if reverse else range(T)):
             saved[t] = carry
             vals = evaluate(region, carry + [x[t] for x in xs] + static)
             outs = [vals[j] for j in region.outputs]
             carry = [np.asarray(o, c.dtype) for o, c in zip(outs[:n_carry], carry)]
             ys[t] = outs[n_carry:]
+            kept[t] = [vals[j] for j in save]
         if T == 0:     # nothing ran: the shapes of y_t from the body's types
             inner = region.types([TensorType(a.shape, a.dtype) for a in arrays[:n_carry]]
                                  + [TensorType(x.shape[1:], x.dtype) for x in xs]
                                  + [TensorType(a.shape, a.dtype) for a in static])
-            empty = [np.zeros((0,) + inner[j].shape, inner[j].dtype) for j in region.outputs]
-            return tuple(list(arrays[:n_carry]) + empty[n_carry:] + empty[:n_carry])
+            empty = [np.zeros((0,) + inner[j].shape, inner[j].dtype) for j in list(region.outputs) + list(save)]
+            no = len(region.outputs)
+            return tuple(list(arrays[:n_carry]) + empty[n_carry:no] + empty[:n_carry] + empty[no:])
         stacked = [np.stack([y[k] for y in ys]) for k in range(len(region.outputs) - n_carry)]
         stacked += [np.stack([c[k] for c in saved]) for k in range(n_carry)]
+        stacked += [np.stack([v[k] for v in kept]) for k in range(len(save))]
         return tuple([np.array(c, order="C") for c in carry] + stacked)
 
     def grad(self, node, gs):
@@ -201,22 +213,26 @@ def trace(graph, body, carry_types, x_types, static, loc):
     return Region(len(index) + len(captured), tuple(steps), tuple(outputs)), captured
 
 
-def replay(graph, region, args):
-    """The region's output values, built as nodes of graph on the nodes args (its parameters)."""
+def replay(graph, region, args, steps=None):
+    """The values of the region's outputs (or of the steps `steps`), built as nodes of graph
+    on the nodes args (its parameters)."""
     vals = []
     for s in region.steps:
         ins = [args[x.index] if isinstance(x, Param) else vals[x.index] for x in s.operands]
         vals.append(graph.add(s.op, ins, s.kwargs))
-    return [vals[j] for j in region.outputs]
+    return [vals[j] for j in (region.outputs if steps is None else steps)]
 
 
 def build_scan(graph, body, init, xs, static, reverse, length, loc, name=None):
     """The scan node of body (see trace) over init, xs and the static nodes; its output nodes
-    (finals, ys, saved carries)."""
+    (finals, ys, then the saved carries followed by the saved step values, `save`)."""
     carry_types = [c.type for c in init]
     x_types = [TensorType(x.shape[1:], x.dtype) for x in xs]
     region, captured = trace(graph, body, carry_types, x_types, static, loc)
-    attrs = {"region": region, "n_carry": len(init), "n_x": len(xs), "reverse": reverse, "length": length}
+    param_types = carry_types + x_types + [s.type for s in list(static) + captured]
+    save = RESIDUALS[0](region, len(init), len(xs), param_types) if RESIDUALS else ()
+    attrs = {"region": region, "n_carry": len(init), "n_x": len(xs), "reverse": reverse, "length": length,
+             "save": save}
     node = graph.add(REGISTRY["scan"], list(init) + list(xs) + list(static) + captured, attrs,
                      name=name or "scan", loc=loc)
     parts = [graph.add(REGISTRY["output"], (node,), {"index": k}, loc=loc) for k in range(len(node.type.types))]

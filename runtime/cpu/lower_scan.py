@@ -52,9 +52,12 @@ def _slice_type(t):
     return TensorType(t.shape[1:], t.dtype)
 
 
-def body_program(n, ctx):
-    """The body of scan node n as a generated program: (Program, its placeholders' region
-    parameter indices). Built with the shapes as the graph was built, typed for this call."""
+def body_program(n, ctx, steps):
+    """The body of scan node n as a generated program computing the values of the region's
+    steps `steps` (its outputs: carries, the ys read, the saved values read): (Program, its
+    placeholders' region parameter indices). Built with the shapes as the graph was built,
+    typed for this call. A y nobody reads is not computed at all (a backward scan's dL/dx_t
+    for an x that is data, say: a GEMM a step saved)."""
     # code generation is recursive here: the generator lowering this scan generates its body.
     # codegen.py imports this module to fill its table of lowerings, so the generator is looked
     # up when a scan is lowered (by then it is loaded), not imported when this module loads
@@ -74,7 +77,7 @@ def body_program(n, ctx):
         phs.append(ph)
         fed[ph] = concrete.shape
         feeds.append(k)
-    outs = run_pipeline(replay(g, region, args))
+    outs = run_pipeline(replay(g, region, args, steps))
     nodes = schedule(outs)
     types = concrete_types(nodes, fed)
     prog = generate(nodes, outs, {}, types, phs, parallel=False, header="# scan body", jit_step=True)
@@ -84,18 +87,12 @@ def body_program(n, ctx):
 @lowers("scan")
 def _scan(n, ctx):
     region, nc, nx, reverse = n.attrs["region"], n.attrs["n_carry"], n.attrs["n_x"], n.attrs["reverse"]
-    ny = len(region.outputs) - nc
-    prog, feeds = body_program(n, ctx)
-    for src in prog.kernel_sources:
-        cache.load(src)
-    cache.load(prog.cache_source)
-    body_module = cache.module_name(prog.cache_source)
-    body = "scan_body_" + cache.module_key(prog.cache_source)[:8]
+    ny, save = len(region.outputs) - nc, n.attrs["save"]
+    parts = n.type.types
+    by_index = {u.attrs["index"]: u for u in ctx.users[n] if u.op.name == "output"}
     count = ctx.__dict__.setdefault("_scans", [0])
     tag = f"scan{count[0]}"
     count[0] += 1
-    parts = n.type.types
-    by_index = {u.attrs["index"]: u for u in ctx.users[n] if u.op.name == "output"}
 
     def scratch(label, t, built):
         name = f"{tag}_{label}"
@@ -121,6 +118,23 @@ def _scan(n, ctx):
         v = ctx.value(x)
         return v if ctx.layout.get(x) == "C" else f"np.ascontiguousarray({v})"
 
+    def at(name, step_type):           # the step-t slice of a stacked value (0-d slices stay arrays)
+        return f"{name}[t:t + 1]" if step_type.ndim == 0 else f"{name}[t]"
+
+    # what the body computes at step t, and where it goes: (region step, target)
+    wanted = [(region.outputs[k], f"b{k}") for k in range(nc)]
+    for k in range(ny):
+        if nc + k in by_index:
+            wanted.append((region.outputs[nc + k], at(f"y{k}", _slice_type(parts[nc + k]))))
+    kept = [k for k in range(len(save)) if 2 * nc + ny + k in by_index]
+    wanted += [(save[k], at(f"r{k}", _slice_type(parts[2 * nc + ny + k]))) for k in kept]
+    prog, feeds = body_program(n, ctx, [j for j, _ in wanted])
+    for src in prog.kernel_sources:
+        cache.load(src)
+    cache.load(prog.cache_source)
+    body_module = cache.module_name(prog.cache_source)
+    body = "scan_body_" + cache.module_key(prog.cache_source)[:8]
+
     for k in range(nc):
         arg(f"c{k}", contiguous(n.inputs[k]), f"{n.inputs[k].name}: initial carry {k}")
     for k in range(nx):
@@ -128,24 +142,19 @@ def _scan(n, ctx):
     statics = [k for k in feeds if k >= nc + nx]
     for j, k in enumerate(statics):
         arg(f"s{j}", contiguous(n.inputs[k]), f"{n.inputs[k].name}: read by the body")
-    finals = [dest(k, f"final{k}")[0] for k in range(nc)]
-    ys = [dest(nc + k, f"ys{k}") for k in range(ny)]
-    saved = [dest(nc + ny + k, f"saved{k}") for k in range(nc)]
-    for k, f in enumerate(finals):
-        arg(f"f{k}", f, f"-> final carry {k}")
-    y_step = []
-    for k, (d, used) in enumerate(ys):
-        if used:
-            arg(f"y{k}", d, f"-> ys {k}")
-        else:                            # nobody reads ys k: the body writes it into one step's buffer
-            yt = ctx.types[n].types[nc + k]
-            arg(f"y{k}", scratch(f"y{k}", _slice_type(yt), _slice_type(parts[nc + k])), f"y_t {k}, unused")
-        y_step.append(used)
+    for k in range(nc):
+        arg(f"f{k}", dest(k, f"final{k}")[0], f"-> final carry {k}")
+    for k in range(ny):
+        if nc + k in by_index:           # nobody reads the other ys: the body does not compute them
+            arg(f"y{k}", dest(nc + k, f"ys{k}")[0], f"-> ys {k}")
     saved_used = []
-    for k, (d, used) in enumerate(saved):
+    for k in range(nc):
+        d, used = dest(nc + ny + k, f"saved{k}")
         if used:
             arg(f"sv{k}", d, f"-> carries saved for the gradient {k}")
         saved_used.append(used)
+    for k in kept:
+        arg(f"r{k}", dest(2 * nc + ny + k, f"kept{k}")[0], f"-> body step {save[k]} saved for the gradient")
     for k in range(nc):
         t = ctx.types[n.inputs[k]]
         for ab in "ab":
@@ -164,13 +173,7 @@ def _scan(n, ctx):
         arg("length", ctx.param(f"{tag}_length", "const", np.array([n.attrs["length"]], np.int64),
                                 f"{n.name}: number of steps"), "number of steps")
 
-    def at(name, step_type):           # the step-t slice of a stacked value (0-d slices stay arrays)
-        return f"{name}[t:t + 1]" if step_type.ndim == 0 else f"{name}[t]"
-
-    def target(o):                     # where the body's output o goes at step t
-        if o < nc:
-            return f"b{o}"
-        return at(f"y{o - nc}", _slice_type(parts[o])) if y_step[o - nc] else f"y{o - nc}"
+    target = [tg for _, tg in wanted]
 
     x_slices = [at(f"x{k}", _slice_type(n.inputs[nc + k].type)) for k in range(nx)]
     lines = [f"    a{k}[...] = c{k}" for k in range(nc)]
@@ -188,16 +191,16 @@ def _scan(n, ctx):
             k = feeds[payload]
             call.append(f"a{k}" if k < nc else x_slices[k - nc] if k < nc + nx else static_of[k])
         elif kind == "out":
-            outs_given[payload[0]] = target(payload[0])
-            call.append(target(payload[0]))
+            outs_given[payload[0]] = target[payload[0]]
+            call.append(target[payload[0]])
     call += [f"q{j}" for j in range(len(extra))]
     lines.append(f"        r = {body}({', '.join(call)})")
-    for o in range(nc + ny):
+    for o in range(len(wanted)):
         if o in outs_given:          # written in place unless the body returned another array
-            lines.append(f"        if r[{o}].ctypes.data != {target(o)}.ctypes.data:")
-            lines.append(f"            {target(o)}[...] = r[{o}]")
+            lines.append(f"        if r[{o}].ctypes.data != {target[o]}.ctypes.data:")
+            lines.append(f"            {target[o]}[...] = r[{o}]")
         else:
-            lines.append(f"        {target(o)}[...] = r[{o}]")
+            lines.append(f"        {target[o]}[...] = r[{o}]")
     for k in range(nc):
         lines.append(f"        a{k}, b{k} = b{k}, a{k}")
     lines += [f"    f{k}[...] = a{k}" for k in range(nc)]
