@@ -27,11 +27,11 @@ def program():
         r = gc.reciprocal(gc.sum(y) - 4.0)                     # marker: reciprocal
         graph = ([x], [y, r], {w: w + y * 0.0})
         fns = {(b, check): gc.function(*graph, backend=b, check_numerics=check)
-               for b in ("interp", "cpu") for check in (False, True)}
+               for b in ("interp", "cpu", "cuda") for check in (False, True)}
     return fns, w
 
 
-@pytest.mark.parametrize("backend", ["interp", "cpu"])
+@pytest.mark.parametrize("backend", ["interp", "cpu", "cuda"])
 def test_finite_values_pass_and_give_what_the_unchecked_function_gives(program, backend):
     fns, w = program
     gc.set_value(w, np.ones(4, np.float32))
@@ -43,7 +43,7 @@ def test_finite_values_pass_and_give_what_the_unchecked_function_gives(program, 
         np.testing.assert_allclose(a, b, rtol=1e-6)
 
 
-@pytest.mark.parametrize("backend", ["interp", "cpu"])
+@pytest.mark.parametrize("backend", ["interp", "cpu", "cuda"])
 def test_the_first_nan_names_the_op_the_node_and_the_users_line(program, backend):
     fns, w = program
     before = np.full(4, 3.0, np.float32)
@@ -61,7 +61,7 @@ def test_the_first_nan_names_the_op_the_node_and_the_users_line(program, backend
     np.testing.assert_array_equal(gc.get_value(w), before)       # no update after the error
 
 
-@pytest.mark.parametrize("backend", ["interp", "cpu"])
+@pytest.mark.parametrize("backend", ["interp", "cpu", "cuda"])
 def test_an_inf_after_a_reduction_and_a_nan_fed(program, backend):
     fns, w = program
     gc.set_value(w, np.ones(4, np.float32))
