@@ -24,7 +24,10 @@ from graphc.ops import scan as scan_op
 from graphc.core.region import Param
 from graphc.core.types import TensorType
 from graphc.ops.base import REGISTRY, as_node, is_float
+from graphc.core.errors import GraphError
 from graphc.ops.broadcast import broadcast_like
+from graphc.ops.linalg import matmul
+from graphc.ops.shape import reshape, transpose
 from graphc.ops.reductions import sum
 
 from .autodiff import grad
@@ -118,6 +121,47 @@ def _substitute(grads, swap):
     return [copy(g) for g in grads]
 
 
+def _terms(g):
+    """g as a list of addends: an `add` of two values of g's own shape and dtype is split."""
+    if g.op.name == "add" and all(i.shape == g.shape and i.dtype == g.dtype for i in g.inputs):
+        return _terms(g.inputs[0]) + _terms(g.inputs[1])
+    return [g]
+
+
+def _hoistable(term):
+    """('mm', P, Q) for a term P^T @ Q of matrices, ('sum', Q) for sum(Q, axis=0) of a matrix;
+    None for any other. Summed over the steps, the first is one GEMM of the stacked P and Q
+    (T*B rows), the second one column sum: no per-step accumulation in the loop."""
+    ok = lambda x: x.ndim == 2 and x.shape[1] is not None     # noqa: E731
+    if term.op.name == "matmul" and term.ndim == 2 and term.inputs[0].op.name == "transpose" \
+            and term.inputs[0].attrs["axes"] == (1, 0) and all(ok(x) for x in term.inputs):
+        return ("mm", term.inputs[0].inputs[0], term.inputs[1])
+    if term.op.name == "sum" and term.attrs["axis"] == (0,) and not term.attrs["keepdims"] and ok(term.inputs[0]):
+        return ("sum", term.inputs[0])
+    return None
+
+
+def _split_sums(grads):
+    """For each captured value's per-step gradient: (hoisted terms, the rest summed or None)."""
+    out = []
+    for g in grads:
+        hoist, rest = [], None
+        for t in _terms(g):
+            h = _hoistable(t)
+            if h is None:
+                rest = t if rest is None else rest + t
+            else:
+                hoist.append(h)
+        out.append((hoist, rest))
+    return out
+
+
+def _stacked_sum(kind, parts):
+    """The sum over the steps of a hoisted term, from its stacked (T, ...) factors."""
+    flat = [reshape(p, (-1, p.shape[-1])) for p in parts]
+    return matmul(transpose(flat[0], (1, 0)), flat[1]) if kind == "mm" else sum(flat[0], axis=0)
+
+
 def scan_grad(node, gs):
     nc, nx, reverse = node.attrs["n_carry"], node.attrs["n_x"], node.attrs["reverse"]
     region, save = node.attrs["region"], node.attrs["save"]
@@ -136,20 +180,23 @@ def scan_grad(node, gs):
     saved, kept = parts[:nc], parts[nc:]
     per_step = _per_step(region, nc, nx)
 
-    def body(bcarry, bx, bstatic):
-        g_c, acc = bcarry[:len(fc)], bcarry[len(fc):]
+    def body(bcarry, bx, bstatic, accumulate, plan):
+        """One backward step; plan collects, per captured value, its hoisted terms (factors as
+        ("x", k): the backward xs k, or ("y", k): the emitted ys k)."""
+        g_c, acc = bcarry[:len(fc)], list(bcarry[len(fc):])
         x_t, c_t = bx[:nx], bx[nx:nx + nc]
         at = nx + nc
         kept_t, at = bx[at:at + len(save)], at + len(save)
         gy_t, at = bx[at:at + len(gy)], at + len(gy)
         gsv_t, gk_t = bx[at:at + len(gsv)], bx[at + len(gsv):]
         args = list(c_t) + list(x_t) + list(bstatic)
+        here = (list(bcarry) + list(bx) + list(bstatic))[0].graph
         g_out = dict(zip(fc, g_c))
         g_out.update({nc + k: g for k, g in zip(gy, gy_t)})
         # a gradient reaching saved value k: a term sum(value * g) of the replayed step
-        vals = _replay_all(graph, region, args) if gk else None
+        vals = _replay_all(here, region, args) if gk else None
         extra = [(vals[save[k]], g) for k, g in zip(gk, gk_t)] if gk else []
-        vals, grads = _body_grads(graph, region, nc, nx, args, g_out, fc, fx, fp, extra)
+        vals, grads = _body_grads(here, region, nc, nx, args, g_out, fc, fx, fp, extra)
         need = _read_by(vals, grads, per_step)
         swap = {vals[j]: kept_t[save.index(j)] for j in need if j in save}
         grads = _substitute(grads, swap)
@@ -157,22 +204,63 @@ def scan_grad(node, gs):
         for j, k in enumerate(fc):
             if k in gsv:
                 new_g_c[j] = new_g_c[j] + gsv_t[gsv.index(k)]
-        new_acc = [a + g for a, g in zip(acc, grads[len(fc) + len(fx):])]
-        return new_g_c + new_acc, list(grads[len(fc):len(fc) + len(fx)])
+        ys = list(grads[len(fc):len(fc) + len(fx)])
+        new_acc = []
+        for j, (hoist, rest) in enumerate(_split_sums(grads[len(fc) + len(fx):])):
+            if j in accumulate:
+                a = acc.pop(0)
+                new_acc.append(a + rest if rest is not None else a + zeros_like(a))
+            elif rest is not None:
+                raise GraphError("scan gradient: a captured value's gradient changed between two traces")
+            factors = []
+            for kind, *ps in hoist:
+                where = []
+                for p in ps:
+                    if any(p is b for b in bx):
+                        where.append(("x", next(k for k, b in enumerate(bx) if p is b)))
+                    else:
+                        where.append(("y", len(ys)))
+                        ys.append(p)
+                factors.append((kind, where))
+            plan.append((factors, rest is not None))
+        return new_g_c + new_acc, ys
 
-    binit = [g_final[k] if g_final[k] is not None else zeros_like(init[k]) for k in fc]
-    binit += [zeros_like(static[k]) for k in fp]
+    # a trial on stand-ins of a scratch graph: which captured values keep a per-step sum
+    trial = Graph("scan_grad_trial")
+
+    def stand(types):
+        return [scan_op.stand_in(trial, t, "trial") for t in types]
+
     bxs = list(xs) + saved + kept + [g_ys[k] for k in gy] + [g_saved[k] for k in gsv] + [g_kept[k] for k in gk]
-    _, finals, ys, _ = scan_op.build_scan(graph, body, binit, bxs, list(static), not reverse,
-                                          node.attrs["length"], loc or user_location(), name="scan_grad")
+    slices = [TensorType(x.shape[1:], x.dtype) for x in bxs]
+    every, trial_plan = list(range(len(fp))), []
+    body(stand([init[k].type for k in fc] + [static[k].type for k in fp]), stand(slices),
+         stand([x.type for x in static]), every, trial_plan)
+    accumulate = [j for j, (_, rest) in enumerate(trial_plan) if rest]
+    plan = []
+    binit = [g_final[k] if g_final[k] is not None else zeros_like(init[k]) for k in fc]
+    binit += [zeros_like(static[fp[j]]) for j in accumulate]
+    _, finals, ys, _ = scan_op.build_scan(graph, lambda c, x, s: body(c, x, s, accumulate, plan), binit, bxs,
+                                          list(static), not reverse, node.attrs["length"],
+                                          loc or user_location(), name="scan_grad")
     out = [None] * len(node.inputs)
     for j, k in enumerate(fc):
         out[k] = finals[j]
-    for j, k in enumerate(fp):
-        out[nc + nx + k] = finals[len(fc) + j]
     for j, k in enumerate(fx):
         out[nc + k] = ys[j]
+    for j, k in enumerate(fp):
+        sums = [finals[len(fc) + accumulate.index(j)]] if j in accumulate else []
+        for kind, where in plan[j][0]:
+            sums.append(_stacked_sum(kind, [bxs[i] if src == "x" else ys[i] for src, i in where]))
+        out[nc + nx + k] = _total(sums) if sums else zeros_like(static[k])
     return out
+
+
+def _total(terms):
+    s = terms[0]
+    for t in terms[1:]:
+        s = s + t
+    return s
 
 
 scan_op.GRAD_RULE[:] = [scan_grad]
