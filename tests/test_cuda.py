@@ -202,6 +202,32 @@ def test_five_mlp_training_steps_match_the_interpreter_step_for_step():
     assert fc.host_ops == [] and "launch_matmul" in fc.source
 
 
+def test_a_call_copies_only_its_feeds_in_and_its_outputs_out(monkeypatch):
+    """Values between kernels, constants and variables stay on the device: after the first call
+    (which uploads the constants and variables), a training step copies 2 feeds to the device
+    and 1 output back, nothing else."""
+    from numba import cuda
+    from graphc.tools.workloads import w3_train_step
+    w = w3_train_step(batch=4, sizes=(6, 5, 3))
+    f = w.function("cuda")
+    f(*w.data)
+    counts = {"in": 0, "out": 0}
+    to_device, array_type = cuda.to_device, type(cuda.device_array(1))
+    copy_to_host = array_type.copy_to_host
+
+    def counted_in(*args, **kwargs):
+        counts["in"] += 1
+        return to_device(*args, **kwargs)
+
+    def counted_out(self, *args, **kwargs):
+        counts["out"] += 1
+        return copy_to_host(self, *args, **kwargs)
+    monkeypatch.setattr(cuda, "to_device", counted_in)
+    monkeypatch.setattr(array_type, "copy_to_host", counted_out)
+    f(*w.data)
+    assert counts == {"in": 2, "out": 1}
+
+
 def test_interpreter_cpu_and_cuda_take_turns_on_shared_variables():
     with gc.Graph():
         x = gc.placeholder((3, 4), gc.float32)
