@@ -216,11 +216,12 @@ def scan_grad(node, gs):
             for kind, *ps in hoist:
                 where = []
                 for p in ps:
-                    if any(p is b for b in bx):
+                    if any(p is b for b in bx):       # a slice of the backward xs: read them
                         where.append(("x", next(k for k, b in enumerate(bx) if p is b)))
-                    else:
-                        where.append(("y", len(ys)))
-                        ys.append(p)
+                    else:                             # emitted once, however many terms read it
+                        if not any(p is y for y in ys):
+                            ys.append(p)
+                        where.append(("y", next(k for k, y in enumerate(ys) if p is y)))
                 factors.append((kind, where))
             plan.append((factors, rest is not None))
         return new_g_c + new_acc, ys
