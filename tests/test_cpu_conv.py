@@ -113,3 +113,91 @@ def test_a_step_calling_blas_through_a_conv_or_a_scan_body_gets_no_parallel_loop
         rnn = gc.function([xs], [h], backend="cpu")
         plain = gc.function([xs], [gc.tanh(xs) * 2.0], backend="cpu")
     assert not conv.parallel and not rnn.parallel and plain.parallel
+
+
+# ---------------------------------------------------------------- the helpers' paths, directly
+# conv_kernels.py dispatches on shape classes: direct loops (conv_direct.py) at stride 1 with
+# few multiply-adds per output (DIRECT_MAX_MACS), with the 3-wide kernel rows fused or not;
+# im2col + GEMM otherwise (many channels, strides, 1x1); the GEMM again when a direct walk
+# would multiply an inf or nan by its zero columns. Each is checked against ops/conv.py.
+
+from graphc.ops.conv import conv2d_ref, grad_input_ref, grad_weight_ref, conv_out  # noqa: E402
+from graphc.ops.pool import MaxPool2DGrad, pool_attrs, pool_shape  # noqa: E402
+from graphc.runtime.cpu import conv_kernels as ck  # noqa: E402
+
+HELPER_CASES = [  # (x shape, w shape, stride, ((t, b), (l, r)), dilation, groups)
+    ((3, 1, 9, 11), (4, 1, 3, 3), (1, 1), ((0, 0), (0, 0)), (1, 1), 1),     # direct, W5's class
+    ((2, 4, 7, 6), (6, 2, 3, 3), (1, 1), ((2, 1), (0, 2)), (2, 1), 2),      # direct, padded, grouped, dilated
+    ((2, 3, 8, 7), (5, 3, 2, 5), (1, 1), ((1, 0), (2, 2)), (1, 2), 1),      # direct, kw != 3
+    ((2, 4, 5, 5), (4, 1, 3, 3), (1, 1), ((1, 1), (1, 1)), (1, 1), 4),      # direct, depthwise
+    ((2, 20, 6, 5), (20, 20, 3, 3), (1, 1), ((1, 1), (0, 1)), (1, 1), 1),   # GEMM: 3600 MACs per output
+    ((2, 3, 9, 8), (4, 3, 3, 3), (2, 1), ((1, 0), (0, 1)), (1, 2), 1),      # GEMM: strided
+    ((2, 4, 5, 6), (6, 2, 1, 1), (1, 1), ((0, 0), (0, 0)), (1, 1), 2),      # direct 1x1
+    ((0, 2, 5, 5), (3, 2, 3, 3), (1, 1), ((1, 1), (1, 1)), (1, 1), 1),      # an empty batch
+]
+
+
+def _helper_outputs(x, w, g, stride, pads, dilation, groups):
+    (pt, pb), (pl, pr) = pads
+    attrs = (*stride, pt, pb, pl, pr, *dilation, groups)
+    y, dx, dw = (np.empty(g.shape, x.dtype), np.empty(x.shape, x.dtype), np.empty(w.shape, x.dtype))
+    ck.conv2d_into(x, w, y, *attrs)
+    ck.conv2d_grad_input_into(g, w, dx, *attrs)
+    ck.conv2d_grad_weight_into(x, g, dw, *attrs)
+    return y, dx, dw
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("xs, ws, stride, pads, dilation, groups", HELPER_CASES)
+def test_conv_helpers_each_path_match_the_references(xs, ws, stride, pads, dilation, groups, dtype):
+    x, w = rng.normal(size=xs).astype(dtype), rng.normal(size=ws).astype(dtype)
+    oh, ow = (conv_out(s, k, st, d, p) for s, k, st, d, p in zip(xs[2:], ws[2:], stride, dilation, pads))
+    g = rng.normal(size=(xs[0], ws[0], oh, ow)).astype(dtype)
+    attrs = dict(stride=stride, padding=pads, dilation=dilation, groups=groups)
+    want = [conv2d_ref(x, w, **attrs), grad_input_ref(g, w, xs[2:], **attrs), grad_weight_ref(x, g, ws[2:], **attrs)]
+    tol = 2e-5 if dtype == np.float32 else 1e-12
+    close(_helper_outputs(x, w, g, stride, pads, dilation, groups), want, rtol=tol, atol=tol)
+
+
+def test_direct_path_dispatch_follows_the_measured_rule():
+    assert ck._direct(1, 3, 3, 8, 1, 1) and ck._direct(8, 3, 3, 16, 1, 1)
+    assert not ck._direct(20, 3, 3, 20, 1, 1) and not ck._direct(1, 3, 3, 8, 2, 1)
+
+
+def test_conv_gradients_with_an_inf_keep_the_references_values():
+    """An inf where the direct walks' junk columns would read it (the last input column, the
+    weights) gives the reference's infs and nans, not extra nans: those go to the GEMM."""
+    x, w = rng.normal(size=(2, 1, 6, 7)), rng.normal(size=(3, 1, 3, 3))
+    x[0, 0, 2, 6] = np.inf
+    w[1, 0, 0, 0] = -np.inf
+    g = rng.normal(size=(2, 3, 4, 5))
+    attrs = dict(stride=(1, 1), padding=((0, 0), (0, 0)), dilation=(1, 1), groups=1)
+    _, dx, dw = _helper_outputs(x, w, g, (1, 1), ((0, 0), (0, 0)), (1, 1), 1)
+    np.testing.assert_allclose(dx, grad_input_ref(g, w, (6, 7), **attrs), rtol=1e-12)
+    np.testing.assert_allclose(dw, grad_weight_ref(x, g, (3, 3), **attrs), rtol=1e-12)
+    assert np.isfinite(dw[:, 0, :, :2]).all()       # taps that never read the inf column
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("hw, kernel, stride, pad, ceil", [
+    ((9, 11), 2, 2, 0, False),      # the 2x2 stride-2 flat path, odd sizes (last row/column unused)
+    ((9, 11), 2, 2, 0, True),       # ceil_mode: the last windows overhang, the general path
+    ((8, 8), 2, 2, 1, False),       # padded: the general path's clipped windows
+    ((7, 9), 3, 2, 1, False),       # overlapping 3x3 windows
+    ((6, 7), (2, 3), (1, 2), 0, False),
+])
+def test_max_pool_grad_paths_match_the_reference(hw, kernel, stride, pad, ceil, dtype):
+    x = rng.integers(-2, 3, size=(2, 3) + hw).astype(dtype)     # many ties
+    x[0, 0, 0, 0], x[1, 2, 3, 4], x[1, 1, 4, 2] = np.nan, np.nan, np.inf
+    op = MaxPool2DGrad()
+    attrs = pool_attrs("max_pool2d_grad", kernel, stride, pad, ceil)
+    g = rng.normal(size=pool_shape("max_pool2d", x.shape, **attrs)).astype(dtype)
+    want = op.ref(x, g, **attrs)
+    got = np.empty_like(x)
+    (kh, kw), (sh, sw), ((pt, _), (pl, _)) = attrs["kernel"], attrs["stride"], attrs["padding"]
+    ck.max_pool2d_grad_into(x, g, got, kh, kw, sh, sw, pt, pl)
+    if sh >= kh and sw >= kw:           # one g per position: exactly the reference's
+        np.testing.assert_array_equal(got, want)
+    else:                               # overlapping: summed in x's dtype, the reference in float64
+        np.testing.assert_allclose(got, want, rtol=1e-6, atol=1e-6)
+        np.testing.assert_array_equal(got == 0, want == 0)

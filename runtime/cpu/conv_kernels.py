@@ -268,7 +268,39 @@ def max_pool2d_into(x, out, kh, kw, sh, sw, pt, pl):
 def max_pool2d_grad_into(x, g, out, kh, kw, sh, sw, pt, pl):
     """out (x's shape): g of each window added at the window's first arg-max."""
     out[:] = 0
-    _max_pool_sized(x, g, out, kh, kw, sh, sw, pt, pl, GRAD)
+    n, c, oh_n, ow_n = g.shape
+    if (kh == kw == sh == sw == 2 and pt == 0 and pl == 0 and 2 * oh_n <= x.shape[2]
+            and 2 * ow_n <= x.shape[3]):
+        _max_pool_grad_2x2(np.ascontiguousarray(x), np.ascontiguousarray(g), out)
+    else:
+        _max_pool_sized(x, g, out, kh, kw, sh, sw, pt, pl, GRAD)
+
+
+@njit(cache=True)
+def _max_pool_grad_2x2(x, g, out):
+    """The common 2x2 stride-2 pool's gradient, windows inside the image, on flat indices (no
+    per-axis wraparound tests): the arg-max's offset in the window by arithmetic on the
+    comparisons, as in _first_max_at (W5: 0.39 -> ~0.2 ms)."""
+    n, c, oh_n, ow_n = g.shape
+    h, w = x.shape[2], x.shape[3]
+    xf, of, gf = x.reshape(x.size), out.reshape(out.size), g.reshape(g.size)
+    for plane in range(n * c):
+        for oh in range(oh_n):
+            row, grow = (plane * h + 2 * oh) * w, (plane * oh_n + oh) * ow_n
+            for ow in range(ow_n):
+                s = row + 2 * ow
+                a, b, c_, d = xf[s], xf[s + 1], xf[s + w], xf[s + w + 1]
+                best = a
+                take = (b > best) | ((b != b) & (best == best))
+                best = b if take else best
+                take = (c_ > best) | ((c_ != c_) & (best == best))
+                best = c_ if take else best
+                take = (d > best) | ((d != d) & (best == best))
+                best = d if take else best
+                ra = 1 - np.int64((a == best) | (a != a))       # 1: a is not the first max
+                rb = ra * (1 - np.int64((b == best) | (b != b)))
+                rc = rb * (1 - np.int64((c_ == best) | (c_ != c_)))
+                of[s + ra - rb + rc + w * rb] += gf[grow + ow]   # index 0, 1, w or w + 1
 
 
 @njit(cache=True)
