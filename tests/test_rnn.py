@@ -248,3 +248,48 @@ def test_cpu_scan_lstm_outputs_and_gradients_match_the_interpreter():
         fi, fc = gc.function([x], outs, backend="interp"), gc.function([x], outs, backend="cpu")
     for got, want in zip(fc(xs), fi(xs)):
         np.testing.assert_allclose(got, want, rtol=1e-10, atol=1e-12)
+
+
+# ---------------------------------------------------------------- saved gate values against recomputation
+
+
+def _scan_cell(kind):
+    """(h0, xs (T, B, NF), W, Uw, b, b_h) -> the scan's final h plus its ys summed over time."""
+    from graphc.nn.rnn_layers import gru_cell, lstm_cell
+
+    def build(h0, xs, W, Uw, b, bh):
+        if kind == "lstm":
+            cell = lambda hc, x: (lstm_cell(x, hc[0], hc[1], W, Uw, b + bh), hc[0] * hc[1])    # noqa: E731
+            (h, c), ys = gc.scan(cell, (h0, h0 * 0.5), xs)
+        else:
+            (h, ys) = gc.scan(lambda h, x: (gru_cell(x, h, W, Uw, b, bh), h * x[:, :1]), h0, xs)
+        return h + gc.sum(ys, axis=0)
+    return build
+
+
+def _backward_ops(kind, args):
+    """The op names of the backward scan's body, for the gradient of the cell's scan."""
+    with gc.Graph() as g:
+        phs = [gc.placeholder(a.shape, gc.float64) for a in args]
+        gc.grad(gc.sum(_scan_cell(kind)(*phs) ** 2), phs)
+    backward = [n for n in g.nodes if n.op.name == "scan" and n.attrs["reverse"]]
+    assert len(backward) == 1
+    return set(backward[0].attrs["region"].op_names())
+
+
+@pytest.mark.parametrize("kind", ["lstm", "gru"])
+def test_saved_gate_values_give_the_recomputed_gradients_and_finite_differences(kind, monkeypatch):
+    """The forward scan saves the gate values its gradient reads (attr save), and the backward
+    body reads them: no sigmoid or tanh runs again there. Its gradients equal those of the
+    backward body that replays the forward step (no saved values) and finite differences."""
+    from graphc.ops import scan as scan_op
+    k = 4 if kind == "lstm" else 3
+    r = np.random.default_rng(21)
+    args = [r.standard_normal(s) * 0.6 for s in [(B, U), (T, B, NF), (NF, k * U), (U, k * U), (k * U,), (k * U,)]]
+    saved = check_grad(_scan_cell(kind), args, rtol=1e-6, atol=1e-8)
+    assert not {"sigmoid", "tanh"} & _backward_ops(kind, args)
+    monkeypatch.setattr(scan_op, "RESIDUALS", [])     # no saved values: the backward replays the step
+    assert {"sigmoid", "tanh"} <= _backward_ops(kind, args)
+    replayed = check_grad(_scan_cell(kind), args, rtol=1e-6, atol=1e-8)
+    for a, b in zip(saved, replayed):
+        np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-13)
