@@ -18,17 +18,31 @@ node and a parameter of the body, so gradients flow to it.
 Inputs and outputs. inputs = init carries + xs + captured (the region's parameters, in the
 same order, a time slice standing for each x). The node's type is a TupleType read through
 `output` nodes: the final carries, the stacked y_t (T, ...), and -- for the gradient -- the
-stacked carries each step started from (T, ...), which gc.scan does not return.
+stacked carries each step started from (T, ...) and the stacked values of the body steps
+named by attr `save` (T, ...), which gc.scan does not return.
 
 The gradient (passes/scan_grad.py) is backpropagation through time as another scan, run in
-reverse: its carry is (dL/dcarry, the gradients of the captured values summed so far), its
-xs are (xs, the saved carries, dL/dys), and its body is the forward body replayed on stand-ins
-and differentiated by the ordinary autodiff. Saving the carries is what lets each backward
-step rebuild its forward step without running the forward loop again. Since the backward is
-an ordinary scan of ordinary ops, second derivatives and every backend come with it.
-(ops/ may not import passes/, so passes/scan_grad.py installs the rule: `GRAD_RULE`.)
-The cost of that choice: memory for T carries (the CPU backend writes them only when a
-gradient reads them).
+reverse: its carry is dL/dcarry (plus the gradients of the captured values summed so far,
+where they cannot be summed after the loop), its xs are (xs, the saved carries, the saved
+step values, dL/dys), and its body is the gradient of the forward body by the ordinary
+autodiff. How the gradient stores what it needs:
+- Saved step values (`save`). The backward body needs the body's intermediates -- an LSTM's
+  gate activations, tanh(c'), a mask -- and recomputing them means running the forward step
+  twice (its GEMMs and transcendentals). So when a scan is built, `RESIDUALS` (installed by
+  passes/scan_grad.py) differentiates the body once on stand-ins and lists the per-step
+  values the gradient nodes read; the forward scan outputs them stacked, and the backward
+  body reads its time slice of them instead of the replayed node. Values that depend only on
+  captured values are not saved (they are the same at every step). The CPU backend writes
+  a saved value only when a gradient reads it, so a scan without gradient pays nothing.
+- Saved carries: the carry each step started from (h_t for dL/dU = h_t^T dz_t, ...).
+- Sums after the loop: a captured value's gradient that is a sum over steps of P_t^T Q_t (a
+  weight's: x_t^T dz_t, h_t^T dz_t) or of column sums (a bias's) is not accumulated in the
+  backward carry; the backward scan emits Q_t (and P_t unless it is already a stacked
+  input), and one GEMM over the T*B rows (one column sum) after the loop gives the total.
+Since the backward is an ordinary scan of ordinary ops, second derivatives and every backend
+come with it (a gradient reaching a saved value flows through the replayed step).
+(ops/ may not import passes/, so passes/scan_grad.py installs the rules: `GRAD_RULE`.)
+The cost of that choice: memory for T carries and T copies of each saved value.
 
 Limits: a random op inside fn draws the same numbers at every step (its counter is captured,
 not carried); check_numerics looks at the scan's outputs, not at each step's values.

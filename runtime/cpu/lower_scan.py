@@ -11,18 +11,24 @@ on T: a time slice has no time axis.
 The scan node itself becomes one kernel of the step, a loop that calls that body once per step:
 
     @njit(cache=True, error_model="numpy")
-    def scan_matmul_add_tanh(c0, x0, s0, s1, f0, y0, sv0, a0, b0, q0):
+    def scan_matmul_add_tanh(c0, x0, s0, s1, f0, y0, sv0, r0, a0, b0, q0):
         a0[...] = c0                                # the carry, in one of two buffers
         n = x0.shape[0]                             # T comes from the data: no T in the text
         for i in range(n):
             t = i                                   # (n - 1 - i when reverse)
             sv0[t][...] = a0                        # the carry step t starts from (for the gradient)
-            r = scan_body_1a2b3c4d(a0, x0[t], s0, s1, b0, y0[t], q0)
+            r = scan_body_1a2b3c4d(a0, x0[t], s0, s1, b0, y0[t], r0[t], q0)
             ...                                     # a result the body did not write in place is copied
             a0, b0 = b0, a0                         # the new carry is the next step's carry
         f0[...] = a0
 
     from graphc_kernels_... import step as scan_body_1a2b3c4d
+
+What the body computes is what is read: the new carries, the ys that have an `output` user,
+and the saved step values (attr save, r0 above) that a gradient reads, written by the body
+straight into their step-t slices. A y nobody reads is left out of the body's program, so
+the pass pipeline removes the nodes only it needed (a backward scan's dL/dx_t for an x that
+is data: one GEMM a step).
 
 The kernel module imports the body's step module after the kernel's definition: Numba resolves
 the name when it compiles the kernel, and the module, named by the hash of its text, is
