@@ -1,6 +1,6 @@
 """Direct (no GEMM) loops for stride-1 convolutions with few channels, where im2col + BLAS
 loses: W5's conv (1 -> 8 channels, 3x3 on 28x28, batch 32) took 0.37 ms as 32 im2col+GEMMs,
-its weight gradient 0.41 ms; these loops take ~0.08 ms each (conv_kernels.py picks them).
+its weight gradient 0.41 ms; these loops take ~0.19 and ~0.15 ms (conv_kernels.py picks them).
 
 The trick that makes them vectorize: an image plane (padded into a scratch plane when the
 convolution pads) is one flat row of pitch Wp, and an output plane is kept "wide", with the
@@ -27,11 +27,26 @@ def _dot(a, b):
 @njit(inline="always")
 def _row_of_3_taps(acc, row, w3, off, dw, length):
     """The three taps of a kernel row in one pass: a third of the loads and stores of acc
-    (W5's conv: 0.33 -> 0.1 ms)."""
+    (W5's conv: 0.33 -> 0.19 ms; all nine taps in one
+    loop of nine slices was slower, 0.35 ms: too many streams to vectorize)."""
     w0, w1, w2 = w3[0], w3[1], w3[2]
     s0, s1, s2 = row[off:off + length], row[off + dw:off + dw + length], row[off + 2 * dw:off + 2 * dw + length]
     for p in range(length):
         acc[p] += w0 * s0[p] + w1 * s1[p] + w2 * s2[p]
+
+
+@njit(cache=True, fastmath={"reassoc", "contract"})
+def _dots_of_3_taps(out3, a, row, off, dw, length):
+    """out3[j] += sum(a * row[off + j * dw:][:length]) for j < 3, in one pass over a."""
+    s0, s1, s2 = row[off:off + length], row[off + dw:off + dw + length], row[off + 2 * dw:off + 2 * dw + length]
+    t0 = t1 = t2 = a.dtype.type(0)
+    for p in range(length):
+        t0 += a[p] * s0[p]
+        t1 += a[p] * s1[p]
+        t2 += a[p] * s2[p]
+    out3[0] += t0
+    out3[1] += t1
+    out3[2] += t2
 
 
 @njit(inline="always")
@@ -111,6 +126,9 @@ def direct_conv2d_grad_weight_into(x, g, out, pt, pb, pl, pr, dh, dw, groups):
                     row = xf[ci]
                     for i in range(kh):
                         for j in range(kw):
+                            if kw == 3:
+                                _dots_of_3_taps(out[oc, ci, i], gf[:length], row, i * dh * wp, dw, length)
+                                break
                             off = i * dh * wp + j * dw
                             out[oc, ci, i, j] += _dot(gf[:length], row[off:off + length])
 
