@@ -68,6 +68,12 @@ def _graphs():
         yield gc.function([z], [gc.sum(z), gc.mean(z * z)], backend="cuda"), [rng.normal(size=700).astype(np.float32)]
     w = w3_train_step(batch=4, sizes=(6, 5, 3))
     yield w.function("cuda"), w.data
+    with gc.Graph():                        # a scan and its gradient: the bodies' kernels too
+        x = gc.placeholder((2, 3, 2), gc.float32)
+        layer = gc.nn.LSTM(3, return_sequences=True, seed=1)
+        y = layer(x)
+        yield gc.function([x], [y] + gc.grad(gc.sum(y * y), layer.params), backend="cuda"), \
+            [rng.normal(size=(2, 3, 2)).astype(np.float32)]
 
 
 @pytest.fixture(scope="module")
@@ -75,12 +81,19 @@ def launches():
     seen = set()
     for f, feeds in _graphs():
         f(*feeds)
-        c = list(f._compiled.values())[-1]
-        for key, name in c.program.kernels.items():
-            setattr(c.module, name, _Recorder(getattr(c.module, name), name, c.program.source, seen))
+        todo, programs = [list(f._compiled.values())[-1]], []
+        while todo:                                     # the step's module and its scans' bodies
+            c = todo.pop()
+            if all(c.module is not p.module for p in programs):    # (two bodies may share one module)
+                programs.append(c)
+            todo += [loop.body for loop in c.scan_loops]
+        for c in programs:
+            for name in c.program.kernels.values():
+                setattr(c.module, name, _Recorder(getattr(c.module, name), name, c.program.source, seen))
         f(*feeds)
-        for name in c.program.kernels.values():         # leave the module as it was
-            setattr(c.module, name, getattr(c.module, name).kernel)
+        for c in programs:                              # leave the modules as they were
+            for name in c.program.kernels.values():
+                setattr(c.module, name, getattr(c.module, name).kernel)
     return sorted(seen, key=lambda s: (s[1], str(s[2])))
 
 

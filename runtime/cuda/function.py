@@ -66,17 +66,29 @@ def _to_device(host):
     return DeviceValue(cuda.to_device(host.reshape(kshape(host.shape))), host.shape)
 
 
-class Compiled:
-    """One shape signature's module, and the arguments its step takes after the feeds."""
+def load(program):
+    """The module of a generated program (filed under the hash of its text, runtime/cpu/cache.py),
+    its kernels replaced by the process's one compiled kernel of each text."""
+    from graphc.runtime.cpu import cache
+    module, _, _ = cache.load(program.source)
+    for key, name in program.kernels.items():
+        setattr(module, name, _kernels.setdefault(key, getattr(module, name)))
+    return module
 
-    def __init__(self, program, module, types):
+
+class Compiled:
+    """One shape signature's module (or a scan body's), and the arguments its step takes after
+    the feeds."""
+
+    def __init__(self, program):
         from numba import cuda
-        self.program, self.module, self.types = program, module, types
-        self.step = module.step
+        from .lower_scan import ScanLoop
+        self.program, self.module, self.types = program, load(program), program.types
+        self.step = self.module.step
         self.var_nodes = [p[2] for p in program.params if p[1] == "var"]
         self.out_specs = [(k, buf.shape, buf.dtype) for _, kind, (k, buf) in
                           ((n, kd, p) for n, kd, p in program.params if kd == "out")]
-        self.fixed = []
+        self.fixed, self.scan_loops = [], []
         for name, kind, payload in program.params:
             if kind == "const":
                 value = np.ascontiguousarray(payload)
@@ -89,6 +101,9 @@ class Compiled:
                 self.fixed.append(self._check)
             elif kind == "fallback":
                 self.fixed.append(self._host_op)
+            elif kind == "scan":
+                self.scan_loops = loops = [ScanLoop(spec, Compiled(spec.body), self.types) for spec in payload]
+                self.fixed.append(lambda k, ins, outs: loops[k](ins, outs))
 
     def _check(self, k, value):
         node = self.program.checks[k]
@@ -145,14 +160,10 @@ class CudaFunction(Function):
         return host, {}
 
     def _compile(self, sig, types):
-        from graphc.runtime.cpu import cache
         from .codegen import generate
         program = generate(self.nodes, self.outputs, self.updates, types, self._placeholders,
                            header=f"# {self!r}", check_numerics=self.check_numerics)
-        module, _, _ = cache.load(program.source)
-        for key, name in program.kernels.items():    # one compiled kernel per text, per process
-            setattr(module, name, _kernels.setdefault(key, getattr(module, name)))
-        c = self._compiled[sig] = Compiled(program, module, types)
+        c = self._compiled[sig] = Compiled(program)
         return c
 
     @property

@@ -5,21 +5,25 @@
   slicing, random numbers, ...) are one call of its launcher, with the node's
   attributes written out: `launch_matmul(buf0, var_W, out0, ...)`. The launcher picks
   the grid from the sizes.
-- An op with neither runs on the host (`host_op(k, inputs, outputs)`: copy the inputs
-  to the host, run the op's numpy reference, copy the results back). That is how
-  `scan` runs today; the step's comment says so, and `CudaFunction.host_ops` lists them.
+- scan runs its body's kernels T times from a host loop (lower_scan.py).
+- An op with none of these would run on the host (`host_op(k, inputs, outputs)`: copy
+  the inputs to the host, run the op's numpy reference, copy the results back); the
+  step's comment says so, and `CudaFunction.host_ops` lists them. Every registered op
+  has a kernel today (tests/test_cuda.py checks that none falls back), so this is for
+  ops added later: the backend stays total while their kernels are written.
 """
 import numpy as np
 
 from graphc.core.types import TupleType
 
 from .kernels import LAUNCH
+from .lower_scan import lower_scan
 
 
 def on_device(n):
     """Does n run on the device (or need no code at all)?"""
     return (n.op.kind in ("source", "elementwise", "reduction") and n.op.name not in LAUNCH_ONLY_IF_ROWS
-            or n.op.name in ("fused", "output", "size") or n.op.view == "reshape" or n.op.name in LAUNCH)
+            or n.op.name in ("fused", "output", "size", "scan") or n.op.view == "reshape" or n.op.name in LAUNCH)
 
 
 LAUNCH_ONLY_IF_ROWS = {"argmax", "argmin"}      # reductions without an identity: fixed kernels
@@ -67,7 +71,13 @@ def lower(n, ctx):
     ins = [ctx.names[x] for x in n.inputs]
     dests, notes = _outputs(n, ctx)
     launcher = LAUNCH.get(n.op.name)
-    if launcher is not None:
+    if n.op.name == "scan":
+        k = lower_scan(n, ctx, dests)
+        ctx.mod.call("scan_loop", [str(k), f"({', '.join(ins)}{',' if len(ins) == 1 else ''})",
+                                   f"({', '.join(dests)},)"],
+                     [f"its body runs {'backwards ' if n.attrs['reverse'] else ''}once per step, launched from the "
+                      "host (below)", "init carries, xs, values the body reads", "final carries, ys, saved"])
+    elif launcher is not None:
         args, arg_notes = ins + dests, [x.name for x in n.inputs] + notes
         for key, value in sorted(n.attrs.items()):
             text = literal(value)
