@@ -19,16 +19,16 @@ and, for a saved value, through its replayed forward node (the gradient of the r
 ops/ may not import passes/, so this module installs the rule on the op (ops/scan.py GRAD_RULE,
 RESIDUALS) when it is imported (graphc/api.py imports it).
 """
+from graphc.core.errors import GraphError
 from graphc.core.graph import Graph, ancestors, user_location
-from graphc.ops import scan as scan_op
 from graphc.core.region import Param
 from graphc.core.types import TensorType
+from graphc.ops import scan as scan_op
 from graphc.ops.base import REGISTRY, as_node, is_float
-from graphc.core.errors import GraphError
 from graphc.ops.broadcast import broadcast_like
 from graphc.ops.linalg import matmul
-from graphc.ops.shape import reshape, transpose
 from graphc.ops.reductions import sum
+from graphc.ops.shape import reshape, transpose
 
 from .autodiff import grad
 
@@ -99,7 +99,10 @@ def residuals(region, nc, nx, param_types):
     graph = Graph("scan_residuals")       # a scratch graph: the trial leaves nothing in the user's
     args = [scan_op.stand_in(graph, t, "trial") for t in param_types]
     g_out = {k: scan_op.stand_in(graph, outs[k], "trial_g") for k in g_idx}
-    vals, grads = _body_grads(graph, region, nc, nx, args, g_out, fc, fx, fp)
+    try:
+        vals, grads = _body_grads(graph, region, nc, nx, args, g_out, fc, fx, fp)
+    except GraphError:        # a body autodiff cannot differentiate: its scan saves nothing, and
+        return ()             # gc.grad through it, if asked for, says why
     need = _read_by(vals, grads, _per_step(region, nc, nx))
     return tuple(sorted(j for j in need if isinstance(inner[j], TensorType)))
 

@@ -42,10 +42,10 @@ import importlib
 import numpy as np
 
 from graphc.core.graph import Graph
+from graphc.core.region import Param
 from graphc.core.types import TensorType
 from graphc.function import schedule
 from graphc.ops.base import REGISTRY, constant_node
-from graphc.ops.scan import replay
 from graphc.passes.pipeline import run_pipeline
 from graphc.runtime.memory import Buffer, kshape
 from graphc.runtime.specialize import concrete_types
@@ -58,12 +58,32 @@ def _slice_type(t):
     return TensorType(t.shape[1:], t.dtype)
 
 
-def body_program(n, ctx, steps):
+def input_products(n, ctx):
+    """The body's products x_t @ S of a 2-D time slice and a matrix read by the body (fed, not
+    an inlined constant): (step, x index, static input index). Each is computed for all steps
+    at once before the loop, one GEMM of T*B rows, and the body reads its step-t rows: an
+    LSTM's x_t @ W is (32, 28) @ (28, 512) a step, too small for BLAS to run well."""
+    region, nc, nx = n.attrs["region"], n.attrs["n_carry"], n.attrs["n_x"]
+    found = []
+    for j, s in enumerate(region.steps):
+        if s.op.name != "matmul" or not all(isinstance(x, Param) for x in s.operands):
+            continue
+        i, k = (x.index for x in s.operands)
+        if not (nc <= i < nc + nx and k >= nc + nx) or n.inputs[k].op.name == "constant":
+            continue
+        a, b = ctx.types[n.inputs[i]], ctx.types[n.inputs[k]]
+        if a.ndim == 3 and b.ndim == 2 and a.dtype == b.dtype and a.dtype.kind == "f":
+            found.append((j, i, k))
+    return found
+
+
+def body_program(n, ctx, steps, pre=()):
     """The body of scan node n as a generated program computing the values of the region's
     steps `steps` (its outputs: carries, the ys read, the saved values read): (Program, its
-    placeholders' region parameter indices). Built with the shapes as the graph was built,
-    typed for this call. A y nobody reads is not computed at all (a backward scan's dL/dx_t
-    for an x that is data, say: a GEMM a step saved)."""
+    placeholders' region parameter indices; -1 - m for the step-t rows of product m of pre,
+    see input_products). Built with the shapes as the graph was built, typed for this call.
+    A y nobody reads is not computed at all (a backward scan's dL/dx_t for an x that is data,
+    say: a GEMM a step saved)."""
     # code generation is recursive here: the generator lowering this scan generates its body.
     # codegen.py imports this module to fill its table of lowerings, so the generator is looked
     # up when a scan is lowered (by then it is loaded), not imported when this module loads
@@ -71,6 +91,14 @@ def body_program(n, ctx, steps):
     region, nc, nx = n.attrs["region"], n.attrs["n_carry"], n.attrs["n_x"]
     g = Graph("scan_body")
     args, phs, fed, feeds = [], [], {}, []
+
+    def feed(name, built, concrete, index):
+        ph = g.add(REGISTRY["placeholder"], (), {"shape": built.shape, "dtype": built.dtype}, name=name)
+        phs.append(ph)
+        fed[ph] = concrete.shape
+        feeds.append(index)
+        return ph
+
     for k, x in enumerate(n.inputs):
         built, concrete = x.type, ctx.types[x]
         if nc <= k < nc + nx:
@@ -78,12 +106,17 @@ def body_program(n, ctx, steps):
         if k >= nc + nx and x.op.name == "constant":
             args.append(constant_node(x.attrs["value"], graph=g))
             continue
-        ph = g.add(REGISTRY["placeholder"], (), {"shape": built.shape, "dtype": built.dtype}, name=f"p{k}")
-        args.append(ph)
-        phs.append(ph)
-        fed[ph] = concrete.shape
-        feeds.append(k)
-    outs = run_pipeline(replay(g, region, args, steps))
+        args.append(feed(f"p{k}", built, concrete, k))
+    given = {}
+    for m, (j, i, k) in enumerate(pre):
+        t = region.steps[j].op.infer((_slice_type(n.inputs[i].type), n.inputs[k].type))
+        c = region.steps[j].op.infer((_slice_type(ctx.types[n.inputs[i]]), ctx.types[n.inputs[k]]))
+        given[j] = feed(f"pre{m}", t, c, -1 - m)
+    vals = []
+    for j, s in enumerate(region.steps):
+        vals.append(given[j] if j in given else g.add(s.op, [args[x.index] if isinstance(x, Param) else vals[x.index]
+                                                            for x in s.operands], s.kwargs))
+    outs = run_pipeline([vals[j] for j in steps])
     nodes = schedule(outs)
     types = concrete_types(nodes, fed)
     prog = generate(nodes, outs, {}, types, phs, parallel=False, header="# scan body", jit_step=True)
@@ -134,7 +167,8 @@ def _scan(n, ctx):
             wanted.append((region.outputs[nc + k], at(f"y{k}", _slice_type(parts[nc + k]))))
     kept = [k for k in range(len(save)) if 2 * nc + ny + k in by_index]
     wanted += [(save[k], at(f"r{k}", _slice_type(parts[2 * nc + ny + k]))) for k in kept]
-    prog, feeds = body_program(n, ctx, [j for j, _ in wanted])
+    pre = input_products(n, ctx)
+    prog, feeds = body_program(n, ctx, [j for j, _ in wanted], pre)
     for src in prog.kernel_sources:
         cache.load(src)
     cache.load(prog.cache_source)
@@ -145,7 +179,7 @@ def _scan(n, ctx):
         arg(f"c{k}", contiguous(n.inputs[k]), f"{n.inputs[k].name}: initial carry {k}")
     for k in range(nx):
         arg(f"x{k}", contiguous(n.inputs[nc + k]), f"{n.inputs[nc + k].name}: xs {k}")
-    statics = [k for k in feeds if k >= nc + nx]
+    statics = sorted({k for k in feeds if k >= nc + nx} | {k for _, _, k in pre})
     for j, k in enumerate(statics):
         arg(f"s{j}", contiguous(n.inputs[k]), f"{n.inputs[k].name}: read by the body")
     for k in range(nc):
@@ -165,6 +199,10 @@ def _scan(n, ctx):
         t = ctx.types[n.inputs[k]]
         for ab in "ab":
             arg(f"{ab}{k}", scratch(f"carry{k}{ab}", t, n.inputs[k].type), f"carry {k}, buffer {ab}")
+    for m, (j, i, k) in enumerate(pre):
+        t = region.steps[j].op.infer((ctx.types[n.inputs[i]], ctx.types[n.inputs[k]]))
+        b = region.steps[j].op.infer((n.inputs[i].type, n.inputs[k].type))
+        arg(f"pre{m}", scratch(f"pre{m}", t, b), f"x_t @ {n.inputs[k].name} for every step (step {j} of the body)")
     extra = []
     for name, kind, payload in prog.params:
         if kind in ("const", "shape"):
@@ -181,9 +219,15 @@ def _scan(n, ctx):
 
     target = [tg for _, tg in wanted]
 
+    static_of = {k: f"s{j}" for j, k in enumerate(statics)}
     x_slices = [at(f"x{k}", _slice_type(n.inputs[nc + k].type)) for k in range(nx)]
     lines = [f"    a{k}[...] = c{k}" for k in range(nc)]
     lines.append("    n = x0.shape[0]" if nx else "    n = length[0]")
+    for m, (j, i, k) in enumerate(pre):    # (T, B, f) @ (f, m) as one (T*B, f) @ (f, m) GEMM
+        x, w = f"x{i - nc}", static_of[k]
+        lines.append("    if n > 0:")
+        lines.append(f"        matmul_into({x}.reshape((-1, {x}.shape[2])), {w}, "
+                     f"pre{m}.reshape((-1, pre{m}.shape[2])))")
     lines.append("    for i in range(n):")
     lines.append("        t = n - 1 - i" if reverse else "        t = i")
     for k in range(nc):
@@ -191,11 +235,11 @@ def _scan(n, ctx):
             lines.append(f"        {at(f'sv{k}', n.inputs[k].type)}[...] = a{k}")
     # the body's arguments: feeds (carries, x_t, statics) then outputs it writes, then its own
     call, outs_given = [], {}
-    static_of = {k: f"s{j}" for j, k in enumerate(statics)}
     for name, kind, payload in prog.params:
         if kind == "feed":
             k = feeds[payload]
-            call.append(f"a{k}" if k < nc else x_slices[k - nc] if k < nc + nx else static_of[k])
+            call.append(f"pre{-1 - k}[t]" if k < 0 else f"a{k}" if k < nc else x_slices[k - nc]
+                        if k < nc + nx else static_of[k])
         elif kind == "out":
             outs_given[payload[0]] = target[payload[0]]
             call.append(target[payload[0]])
