@@ -226,6 +226,11 @@ def test_fast_subset_cpu():
     _assert_clean(check_seeds(range(20_000, 20_032), Options(backend="cpu", avoid=AVOID, signed_zeros=False)))
 
 
+def test_fast_subset_cuda():
+    """The same programs on the CUDA backend (under Numba's simulator: tests/conftest.py)."""
+    _assert_clean(check_seeds(range(20_000, 20_024), Options(backend="cuda", avoid=AVOID, signed_zeros=False)))
+
+
 def test_worker_processes():
     tally = fuzz.run(seed=7, graphs=40, backend="interp", jobs=2, batch=20, avoid=AVOID, progress=False)
     assert tally.counts["graphs"] == 40

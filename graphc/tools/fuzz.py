@@ -5,8 +5,9 @@
     graphc fuzz --replay 1234          # the program of seed 1234 as Python, both results, the verdict
 
 Random programs over every op (graphc/tools/fuzz_gen.py, fuzz_ops.py), each run by the
-interpreter (the oracle) and by the backend under test -- "cpu" (Numba), or "interp" with the
-pass pipeline (optimize=True) -- at two values of the None size; float programs also get their
+interpreter (the oracle) and by the backend under test -- "cpu" (Numba), "cuda" (numba.cuda; without
+a GPU set NUMBA_ENABLE_CUDASIM=1 for Numba's simulator), or "interp" with the pass pipeline
+(optimize=True) -- at two values of the None size; float programs also get their
 gradient checked against finite differences (graphc/tools/fuzz_check.py). Each program comes
 from its seed alone: run seed S checks the programs S*1000000, S*1000000+1, ...; a failure
 prints its seed and `graphc fuzz --replay SEED`.
@@ -203,7 +204,7 @@ def main(argv=None):
     parser.add_argument("--seed", type=int, default=0, help="run seed: checks seeds S*1e6, S*1e6+1, ...")
     parser.add_argument("--minutes", type=float, help="run this long (default: 1000 graphs)")
     parser.add_argument("--graphs", type=int, help="stop after this many graphs")
-    parser.add_argument("--backend", default="cpu", choices=["cpu", "interp"],
+    parser.add_argument("--backend", default="cpu", choices=["cpu", "interp", "cuda"],
                         help="the backend checked against the plain interpreter (interp: with the passes)")
     parser.add_argument("--jobs", type=int, default=min(2, os.cpu_count() or 1), help="worker processes")
     parser.add_argument("--batch", type=int, default=100, help="programs per worker task (about two compiles)")

@@ -108,36 +108,8 @@ def generate(nodes, outputs, updates, types, inputs, parallel=False, header="# g
     in_place = not (check_numerics or _may_raise(nodes, types))
     plan = plan_memory(nodes, outputs, updates, types, aliases_in(layout), in_place=in_place)
     names, notes = {}, []
-
-    def param(name, kind, payload, note=None):
-        prog.params.append((name, kind, payload))
-        notes.append(note)
-        return name
-
-    for k, ph in enumerate(inputs):
-        names[ph] = param(f"in{k}_{ident(ph.name)}", "feed", k, f"input {ph.name}")
-    # the runtime passes feeds, then variables, then constants and buffers: keep that order
-    variables = [n for n in nodes if n.op.name == "variable"]
-    variables += [v for v in updates if v not in variables]     # updated, but read by no node
-    for n in variables:
-        names[n] = param(f"var_{ident(n.name)}", "var", n,
-                         f"variable {n.name}" + (", updated in place" if plan.in_place(n) else ""))
-    # the outputs' arrays come in as arguments: new ones each call, or the caller's (out=)
-    outs = {}
-    for k, o in enumerate(outputs):
-        if plan.target(o) == "fresh" and o not in outs:
-            buf = Buffer(f"out{k}", kshape(types[o].shape), types[o].dtype, kshape(o.type.shape))
-            outs[o] = param(f"out{k}_{ident(o.name)}", "out", (k, buf), f"output {o.name}")
-    for n in nodes:
-        if n.op.name == "constant" and not plan.inlined(n):
-            names[n] = param(f"const{len(prog.params)}", "const", n.attrs["value"], f"constant {n.name}")
-        elif n.op.name == "size":
-            value = np.asarray(np.prod([types[n.inputs[0]].shape[a] for a in n.attrs["axis"]]), n.dtype)
-            names[n] = param(f"const{len(prog.params)}", "const", value, f"{n.name}, for these shapes")
-    for buf in plan.buffers:
-        param(buf.name, "buf", buf)
-    if check_numerics:
-        param("check", "check", None, "check_numerics: raises at the first value holding nan or inf")
+    param, variables, outs = step_arguments(prog, notes, names, nodes, outputs, updates, types, inputs, plan,
+                                            check_numerics)
 
     ctx = Ctx(mod, names, types, plan, layout, nodes, param=param, outs=outs)
     if check_numerics:
@@ -155,30 +127,9 @@ def generate(nodes, outputs, updates, types, inputs, parallel=False, header="# g
     prog.raises = ctx.checked
     prog.in_place = [v for v in variables if plan.in_place(v)]
 
-    # outputs first (computed from the old variable values), then the updates
-    returns = []
-    for k, o in enumerate(outputs):
-        if plan.needs_copy(o):
-            mod.at(o, "output")
-            mod.emit(f"result{k} = {names[o]}.copy()", about=k)
-            returns.append(f"result{k}")
-        else:
-            returns.append(names[o])
-    pending = {}
-    for var, value in updates.items():
-        if plan.in_place(var):
-            continue
-        src = names[value]
-        if plan.root[value].op.kind == "source":      # e.g. {a: b, b: a}: read b before a is written
-            mod.at(value, "old")
-            mod.emit(f"old_{len(pending)} = {src}.copy()")
-            src = f"old_{len(pending)}"
-        pending[var] = (value, src)
-    for var, (value, src) in pending.items():
-        mod.at(value, "update")
-        mod.emit(copy_into(mod, src, names[var], types.get(var, var.type), notes=[value.name, f"-> {var.name}"]),
-                 about=var)
-
+    returns = step_returns(mod, plan, names, outputs, updates, lambda src: f"{src}.copy()",
+                           lambda src, var, value: copy_into(mod, src, names[var], types.get(var, var.type),
+                                                             notes=[value.name, f"-> {var.name}"]))
     words = Words(ctx, nodes, outputs)
     step = [p[0] for p in prog.params]
     jit = jit_step if jit_step is not None else len(mod.stmts) <= JIT_STEP_MAX_LINES
@@ -191,6 +142,70 @@ def generate(nodes, outputs, updates, types, inputs, parallel=False, header="# g
     prog.node_map = node_map(mod.stmts, lines, words, nodes)
     return prog
 
+
+def step_arguments(prog, notes, names, nodes, outputs, updates, types, inputs, plan, check_numerics, on=""):
+    """Declare the step's arguments every backend passes alike, in the runtime's order: feeds,
+    variables, the outputs' arrays, constants (and sizes), buffers, the checker. Fills `names`
+    and prog.params; returns (param, the variables, {output: its argument}). `param(name, kind,
+    payload, note)` adds any other argument later. on: where the values live, for the notes."""
+    def param(name, kind, payload, note=None):
+        prog.params.append((name, kind, payload))
+        notes.append(note)
+        return name
+
+    for k, ph in enumerate(inputs):
+        names[ph] = param(f"in{k}_{ident(ph.name)}", "feed", k, f"input {ph.name}{on}")
+    # the runtime passes feeds, then variables, then constants and buffers: keep that order
+    variables = [n for n in nodes if n.op.name == "variable"]
+    variables += [v for v in updates if v not in variables]     # updated, but read by no node
+    for n in variables:
+        names[n] = param(f"var_{ident(n.name)}", "var", n,
+                         f"variable {n.name}{on}" + (", updated in place" if plan.in_place(n) else ""))
+    # the outputs' arrays come in as arguments: new ones each call, or the caller's (out=)
+    outs = {}
+    for k, o in enumerate(outputs):
+        if plan.target(o) == "fresh" and o not in outs:
+            buf = Buffer(f"out{k}", kshape(types[o].shape), types[o].dtype, kshape(o.type.shape))
+            outs[o] = param(f"out{k}_{ident(o.name)}", "out", (k, buf), f"output {o.name}")
+    for n in nodes:
+        if n.op.name == "constant" and not plan.inlined(n):
+            names[n] = param(f"const{len(prog.params)}", "const", n.attrs["value"], f"constant {n.name}")
+        elif n.op.name == "size":
+            value = np.asarray(np.prod([types[n.inputs[0]].shape[a] for a in n.attrs["axis"]]), n.dtype)
+            names[n] = param(f"const{len(prog.params)}", "const", value, f"{n.name}, for these shapes")
+    for buf in plan.buffers:
+        param(buf.name, "buf", buf)
+    if check_numerics:
+        param("check", "check", None, "check_numerics: raises at the first value holding nan or inf")
+    return param, variables, outs
+
+
+def step_returns(mod, plan, names, outputs, updates, copy, copy_into_var):
+    """The step's last statements: outputs first (computed from the old variable values), then
+    the updates not written in place. copy(src) is the text of a copy of src;
+    copy_into_var(src, var, value) the statement writing src into var. Returns the step's results."""
+    returns = []
+    for k, o in enumerate(outputs):
+        if plan.needs_copy(o):
+            mod.at(o, "output")
+            mod.emit(f"result{k} = {copy(names[o])}", about=k)
+            returns.append(f"result{k}")
+        else:
+            returns.append(names[o])
+    pending = {}
+    for var, value in updates.items():
+        if plan.in_place(var):
+            continue
+        src = names[value]
+        if plan.root[value].op.kind == "source":      # e.g. {a: b, b: a}: read b before a is written
+            mod.at(value, "old")
+            mod.emit(f"old_{len(pending)} = {copy(src)}")
+            src = f"old_{len(pending)}"
+        pending[var] = (value, src)
+    for var, (value, src) in pending.items():
+        mod.at(value, "update")
+        mod.emit(copy_into_var(src, var, value), about=var)
+    return returns
 
 def _check(n, ctx, prog):
     """check_numerics: after the line computing n, `check(k, value)` if n is a float value with

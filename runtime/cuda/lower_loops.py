@@ -22,6 +22,8 @@ from graphc.runtime.memory import kshape
 
 def unravel(flat, dims, names, pad):
     """Lines setting the index names (one per axis) from a flat C-order index."""
+    if not dims:                     # nothing reduced (a sum of a 0-d value): one element
+        return []
     if len(dims) == 1:
         return [pad + f"{names[0]} = {flat}"]
     lines = [pad + f"r = {flat}"]

@@ -14,12 +14,15 @@ _scratch = {}          # (shape, dtype) -> a device array reused by every reduct
 def copy(src):
     """A new device array holding src's values (a device-to-device copy)."""
     dst = cuda.device_array(src.shape, src.dtype)
-    dst.copy_to_device(src)
+    if src.size:                     # (an empty array's strides may not match: nothing to copy)
+        dst.copy_to_device(src)
     return dst
 
 
 def copy_into(src, dst):
     """dst[...] = src, on the device (src may be of another shape with as many elements)."""
+    if dst.size == 0:
+        return
     dst.copy_to_device(src if src.shape == dst.shape else src.reshape(dst.shape))
 
 

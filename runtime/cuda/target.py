@@ -4,6 +4,8 @@ Only the names differ: a transcendental is a device function of devmath.py (IEEE
 results on a GPU and under the simulator alike); literals and casts are the base
 Target's numpy spellings, which numba.cuda accepts as they are.
 """
+import numpy as np
+
 from graphc.runtime.target import Target
 
 DEVMATH = ["exp32", "exp64", "expm1_32", "expm1_64", "log32", "log64", "sqrt32", "sqrt64", "tanh32",
@@ -20,6 +22,13 @@ class CudaTarget(Target):
     launchers = ()               # the fixed kernels' launchers a module calls (set by codegen.py)
     step_note = ("# plain Python on the host: it launches the kernels above (kernel[blocks, threads](...)) "
                  "on device arrays")
+
+    def lit(self, value, dtype):
+        """As the base Target's, but an int64 literal keeps its type (np.int64(-1), not -1):
+        under the simulator the kernels are Python, where np.uint64(-1), the start of integer
+        arithmetic that wraps (runtime/cpu/loops.py), raises on a plain negative int."""
+        text = super().lit(value, dtype)
+        return f"np.int64({text})" if text.lstrip("-").isdigit() and np.dtype(dtype) == np.int64 else text
 
     def header(self):
         return ["import math", "", "import numpy as np", "from numba import cuda", "",
