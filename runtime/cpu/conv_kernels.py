@@ -261,16 +261,62 @@ def _max_pool_sized(x, G, out, kh, kw, sh, sw, pt, pl, mode):
 
 @njit(cache=True)
 def max_pool2d_into(x, out, kh, kw, sh, sw, pt, pl):
-    _max_pool_sized(x, out, out, kh, kw, sh, sw, pt, pl, MAX)
+    if _flat_2x2(x, out, kh, kw, sh, sw, pt, pl):
+        _max_pool_2x2(np.ascontiguousarray(x), out, out, MAX)
+    else:
+        _max_pool_sized(x, out, out, kh, kw, sh, sw, pt, pl, MAX)
+
+
+@njit(inline="always")
+def _flat_2x2(x, pooled, kh, kw, sh, sw, pt, pl):
+    """The common 2x2 stride-2 pool with every window inside the image (no padding)."""
+    return (kh == kw == sh == sw == 2 and pt == 0 and pl == 0 and 2 * pooled.shape[2] <= x.shape[2]
+            and 2 * pooled.shape[3] <= x.shape[3])
+
+
+@njit(inline="always")
+def _nan_max(best, v):
+    take = (v > best) | ((v != v) & (best == best))      # a nan wins; a tie keeps best
+    return v if take else best
+
+
+@njit(cache=True)
+def _max_pool_2x2(x, G, out, mode):
+    """_flat_2x2's pool over (plane, row, column) views, whose indices LLVM sees are >= 0 (flat
+    indices kept Numba's negative-index fix-ups in the loop). MAX: the two rows' maxima,
+    contiguous and vectorized, then each pair of columns (W5: 0.13 -> ~0.04 ms; which of
+    equal maxima, as +-0, is np.max's choice too). SELECT: G (x's shape) at each window's first
+    arg-max in row-major order, by arithmetic on the comparisons (W5: 0.68 -> ~0.1 ms)."""
+    n, c, oh_n, ow_n = out.shape
+    h, w = x.shape[2], x.shape[3]
+    x3, o3 = x.reshape(n * c, h, w), out.reshape(n * c, oh_n, ow_n)
+    g3 = np.ascontiguousarray(G).reshape(n * c, h, w) if mode == SELECT else x3
+    m = np.empty(w, x.dtype)
+    for p in range(n * c):
+        for oh in range(oh_n):
+            r0, r1, o = x3[p, 2 * oh], x3[p, 2 * oh + 1], o3[p, oh]
+            if mode == MAX:
+                for k in range(2 * ow_n):
+                    m[k] = _nan_max(r0[k], r1[k])
+                for ow in range(ow_n):
+                    o[ow] = _nan_max(m[2 * ow], m[2 * ow + 1])
+                continue
+            g0, g1 = g3[p, 2 * oh], g3[p, 2 * oh + 1]
+            for ow in range(ow_n):
+                a, b, c_, d = r0[2 * ow], r0[2 * ow + 1], r1[2 * ow], r1[2 * ow + 1]
+                best = _nan_max(_nan_max(_nan_max(a, b), c_), d)
+                ra = 1 - np.int64((a == best) | (a != a))       # 1: a is not the first max
+                rb = ra * (1 - np.int64((b == best) | (b != b)))
+                rc = rb * (1 - np.int64((c_ == best) | (c_ != c_)))
+                up, down = g0[2 * ow + ra], g1[2 * ow + rc]      # rb = 1: the max is in row 1
+                o[ow] = down if rb else up
 
 
 @njit(cache=True)
 def max_pool2d_grad_into(x, g, out, kh, kw, sh, sw, pt, pl):
     """out (x's shape): g of each window added at the window's first arg-max."""
     out[:] = 0
-    n, c, oh_n, ow_n = g.shape
-    if (kh == kw == sh == sw == 2 and pt == 0 and pl == 0 and 2 * oh_n <= x.shape[2]
-            and 2 * ow_n <= x.shape[3]):
+    if _flat_2x2(x, g, kh, kw, sh, sw, pt, pl):
         _max_pool_grad_2x2(np.ascontiguousarray(x), np.ascontiguousarray(g), out)
     else:
         _max_pool_sized(x, g, out, kh, kw, sh, sw, pt, pl, GRAD)
@@ -290,13 +336,7 @@ def _max_pool_grad_2x2(x, g, out):
             for ow in range(ow_n):
                 s = row + 2 * ow
                 a, b, c_, d = xf[s], xf[s + 1], xf[s + w], xf[s + w + 1]
-                best = a
-                take = (b > best) | ((b != b) & (best == best))
-                best = b if take else best
-                take = (c_ > best) | ((c_ != c_) & (best == best))
-                best = c_ if take else best
-                take = (d > best) | ((d != d) & (best == best))
-                best = d if take else best
+                best = _nan_max(_nan_max(_nan_max(a, b), c_), d)
                 ra = 1 - np.int64((a == best) | (a != a))       # 1: a is not the first max
                 rb = ra * (1 - np.int64((b == best) | (b != b)))
                 rc = rb * (1 - np.int64((c_ == best) | (c_ != c_)))
@@ -306,7 +346,10 @@ def _max_pool_grad_2x2(x, g, out):
 @njit(cache=True)
 def max_pool2d_select_into(x, G, out, kh, kw, sh, sw, pt, pl):
     """out (the pooled shape): G read at each window's first arg-max of x."""
-    _max_pool_sized(x, G, out, kh, kw, sh, sw, pt, pl, SELECT)
+    if _flat_2x2(x, out, kh, kw, sh, sw, pt, pl):
+        _max_pool_2x2(np.ascontiguousarray(x), G, out, SELECT)
+    else:
+        _max_pool_sized(x, G, out, kh, kw, sh, sw, pt, pl, SELECT)
 
 
 @njit(cache=True)

@@ -30,6 +30,10 @@ from .emit import CONTRACT, LOWER, PARALLEL_MIN, axes_name, index, loops, ops_na
 # ops whose integer result can overflow: computed in uint64 (wrapping), then converted back
 MODULAR = {"add", "subtract", "multiply", "negative", "square", "power"}
 UINT = np.dtype("uint64")
+# a reduction whose last axis is reduced loops over the kept axes outermost when the reduced
+# block after the last kept axis has at least this many elements (shorter blocks would read
+# the input in short strided pieces: those accumulate into `out` in the input's order instead)
+ROW_BLOCK_MIN = 64
 
 
 def lower(n, ctx):
@@ -218,32 +222,11 @@ def _reduction(n, ctx):
     # float sums, maxima and minima over a row go through the vectorized row_* helpers
     row_fn = t.ROW.get(op.row)
     vector_sum = row_fn is not None and dtype.kind == "f"
-    if trailing:
-        if vector_sum:          # the prologue fills a row; row_sum adds it up in SIMD lanes
-            lines.append(f"    row = np.empty({count}, np.{dtype.name})")
-        loop, idx, depth = loops([dims[k] for k in kept], parallel)
-        lines += loop
-        pad = "    " * depth
-        if vector_sum and parallel:
-            lines.append(pad + f"row = np.empty({count}, np.{dtype.name})")     # one per thread
-        if not vector_sum:
-            lines.append(pad + f"acc = {init}")
-        inner = [f"for i{a} in range({dims[a]}):" for a in axes]
-        for k, text in enumerate(inner):
-            lines.append(pad + "    " * k + text)
-        ipad = pad + "    " * len(inner)
-        all_idx = [f"i{k}" for k in range(nd)]
-        lines += b.lines(tuple(domain_shape), all_idx, ipad)
-        if vector_sum:
-            flat = " + ".join(f"i{a}" + "".join(f" * {dims[c]}" for c in axes if c > a) for a in axes) or "0"
-            lines.append(ipad + f"row[{flat}] = {v()}")
-            lines.append(pad + f"acc = {row_fn}(row, {init})")
-        else:
-            lines.append(ipad + f"acc = {_accumulate(t, op, 'acc', v(), dtype)}")
-        if op.name == "mean":
-            lines.append(pad + f"acc = acc / {t.cast(count, np.dtype('int64'), dtype)}")
-        oidx = _out_index(nd, kept, axes, keepdims)
-        lines.append(pad + f"out[{oidx}] = acc")
+    # the reduced axes after the last kept one: a contiguous block of the input
+    block = [a for a in axes if a > max(kept, default=-1)]
+    if trailing or block and int(np.prod([domain_shape[a] for a in block])) >= ROW_BLOCK_MIN:
+        lines += _rows_inner(t, op, b, outs, domain_shape, dims, axes, kept, block, keepdims,
+                             v, init, count, dtype, row_fn if vector_sum else None, parallel)
     else:
         lines.append(f"    out.fill({init})")
         loop, idx, depth = loops(dims, False)
@@ -269,6 +252,41 @@ def _reduction(n, ctx):
     ctx.mod.call(name, b.arg_exprs + [dest, shape_expr],
                  [x.name for x in b.arg_nodes] + [f"-> {n.name}", "the shape looped over"])
     return dest
+
+
+def _rows_inner(t, op, b, outs, domain_shape, dims, axes, kept, block, keepdims, v, init, count,
+                dtype, row_fn, parallel):
+    """A reduction whose last axis is reduced: the kept axes loop outermost (the first in
+    parallel), each output element is one accumulator. The reduced axes after the last kept
+    one are a contiguous block of the input: a float sum, max or min fills a row with that
+    block (the prologue computed in place) and `row_fn` takes it in with SIMD lanes; other
+    reductions accumulate one scalar (an integer sum wrapping, see `_accumulate`)."""
+    nd = len(dims)
+    lead = [a for a in axes if a not in block]      # reduced axes before a kept one
+    bcount = " * ".join(dims[a] for a in block)
+    lines = [f"    row = np.empty({bcount}, np.{dtype.name})"] if row_fn else []
+    lines += ["    " * (1 + j) + f"for i{k} in {'prange' if parallel and j == 0 else 'range'}({dims[k]}):"
+              for j, k in enumerate(kept)]
+    pad = "    " * (1 + len(kept))
+    if row_fn and parallel:
+        lines.append(pad + f"row = np.empty({bcount}, np.{dtype.name})")     # one per thread
+    if not row_fn or lead:
+        lines.append(pad + f"acc = {init}")
+    lines += [pad + "    " * j + f"for i{a} in range({dims[a]}):" for j, a in enumerate(lead)]
+    rpad = pad + "    " * len(lead)
+    lines += [rpad + "    " * j + f"for i{a} in range({dims[a]}):" for j, a in enumerate(block)]
+    ipad = rpad + "    " * len(block)
+    lines += b.lines(tuple(domain_shape), [f"i{k}" for k in range(nd)], ipad)
+    if row_fn:
+        flat = " + ".join(f"i{a}" + "".join(f" * {dims[c]}" for c in block if c > a) for a in block) or "0"
+        lines.append(ipad + f"row[{flat}] = {v()}")
+        lines.append(rpad + f"acc = {row_fn}(row, {'acc' if lead else init})")
+    else:
+        lines.append(ipad + f"acc = {_accumulate(t, op, 'acc', v(), dtype)}")
+    if op.name == "mean":
+        lines.append(pad + f"acc = acc / {t.cast(count, np.dtype('int64'), dtype)}")
+    lines.append(pad + f"out[{_out_index(nd, kept, axes, keepdims)}] = acc")
+    return lines
 
 
 def _accumulate(t, op, acc, v, dtype):
