@@ -122,7 +122,7 @@ def test_a_step_calling_blas_through_a_conv_or_a_scan_body_gets_no_parallel_loop
 # would multiply an inf or nan by its zero columns. Each is checked against ops/conv.py.
 
 from graphc.ops.conv import conv2d_ref, grad_input_ref, grad_weight_ref, conv_out  # noqa: E402
-from graphc.ops.pool import MaxPool2DGrad, pool_attrs, pool_shape  # noqa: E402
+from graphc.ops.pool import MaxPool2D, MaxPool2DGrad, MaxPool2DSelect, pool_attrs, pool_shape  # noqa: E402
 from graphc.runtime.cpu import conv_kernels as ck  # noqa: E402
 
 HELPER_CASES = [  # (x shape, w shape, stride, ((t, b), (l, r)), dilation, groups)
@@ -201,3 +201,27 @@ def test_max_pool_grad_paths_match_the_reference(hw, kernel, stride, pad, ceil, 
     else:                               # overlapping: summed in x's dtype, the reference in float64
         np.testing.assert_allclose(got, want, rtol=1e-6, atol=1e-6)
         np.testing.assert_array_equal(got == 0, want == 0)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("hw, kernel, stride, pad, ceil", [
+    ((9, 11), 2, 2, 0, False),      # the flat 2x2 path (last row/column unused)
+    ((8, 6), 2, 2, 0, False),       # the flat 2x2 path, even sizes
+    ((9, 11), 2, 2, 0, True),       # the general path
+    ((7, 9), 3, 2, 1, False),
+])
+def test_max_pool_forward_and_select_paths_match_the_reference(hw, kernel, stride, pad, ceil, dtype):
+    """The pooled maxima (a nan wins) and G read at each window's first arg-max (row-major
+    order; ties in every position of a window, nans, an inf) are exactly the reference's."""
+    x = rng.integers(-2, 3, size=(2, 3) + hw).astype(dtype)
+    x[0, 0, 0, 0], x[1, 2, 3, 4], x[1, 1, 4, 2], x[0, 1, 1, 1] = np.nan, np.nan, np.inf, np.nan
+    x[1, 0, 0, 1] = x[1, 0, 1, 0] = np.nan                       # two nans in one window
+    x[0, 2, :4, :4] = [[0, 1, 1, 0], [1, 1, 0, 1], [0, 0, 1, 1], [1, 0, 0, 1]]  # first max anywhere
+    attrs = pool_attrs("max_pool2d_grad", kernel, stride, pad, ceil)
+    (kh, kw), (sh, sw), ((pt, _), (pl, _)) = attrs["kernel"], attrs["stride"], attrs["padding"]
+    G = rng.normal(size=x.shape).astype(dtype)
+    pooled = np.empty(pool_shape("max_pool2d", x.shape, **attrs), dtype)
+    ck.max_pool2d_into(x, pooled, kh, kw, sh, sw, pt, pl)
+    np.testing.assert_array_equal(pooled, MaxPool2D().ref(x, **attrs))
+    ck.max_pool2d_select_into(x, G, pooled, kh, kw, sh, sw, pt, pl)
+    np.testing.assert_array_equal(pooled, MaxPool2DSelect().ref(x, G, **attrs))
