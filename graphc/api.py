@@ -19,6 +19,7 @@ from graphc.passes import scan_grad  # noqa: F401  (installs scan's gradient rul
 from graphc.ops.reductions import argmax, argmin, max, mean, min, prod, sum  # noqa: F401
 from graphc.ops.shape import expand_dims, reshape, reshape_like, size, squeeze, transpose  # noqa: F401
 from graphc.ops.slicing import getitem, unslice  # noqa: F401
+from graphc.ops.rounding import ceil, floor, fmod, isinf, isnan, mod, round  # noqa: F401
 from graphc.ops.special import erf  # noqa: F401
 from graphc.ops.sources import constant, get_value, placeholder, set_value, variable  # noqa: F401
 from graphc.ops.unary import (abs, cast, elu, exp, leaky_relu, log, logical_not, negative,  # noqa: F401

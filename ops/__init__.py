@@ -11,6 +11,7 @@ from . import (base, binary, broadcast, fused, linalg, nn, random, reductions, s
 from . import conv, pool  # noqa: F401  (after nn: conv2d, pooling and their gradient ops)
 from . import scan  # noqa: F401  (after fused: a loop over a region, read through output nodes)
 from . import special  # noqa: F401  (after unary: erf)
+from . import rounding  # noqa: F401  (after unary: floor, ceil, round, mod, fmod, isnan, isinf)
 from .base import REGISTRY, Op, get, register
 
 __all__ = ["REGISTRY", "Op", "get", "register"]
