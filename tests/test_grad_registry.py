@@ -43,6 +43,12 @@ CASES = {
     "elu": (lambda x: gc.elu(x, 0.7), [away_from_zero(3, 4)]),
     "softplus": (gc.softplus, [normal(3, 4) * 3]),
     "erf": (gc.erf, [normal(3, 4)]),
+    # piecewise constant (zero gradient, so times x): points 0.1-0.4 past an integer, far from the steps and halves
+    "floor": (lambda x: gc.floor(x) * x, [np.round(normal(3, 4) * 3) + rng.uniform(0.1, 0.4, (3, 4))]),
+    "ceil": (lambda x: gc.ceil(x) * x, [np.round(normal(3, 4) * 3) + rng.uniform(0.1, 0.4, (3, 4))]),
+    "round": (lambda x: gc.round(x) * x, [np.round(normal(3, 4) * 3) + rng.uniform(0.1, 0.4, (3, 4))]),
+    "mod": (gc.mod, [normal(3, 1) * 3, away_from_zero(4)]),
+    "fmod": (gc.fmod, [normal(3, 1) * 3, away_from_zero(4)]),
     # float32 in, float64 out: a coarser step, since x +- eps is rounded to float32
     "cast": (lambda x: gc.cast(x, gc.float64) ** 2, [normal(3).astype(np.float32)], {"eps": 1e-2, "rtol": 1e-3}),
     "add": (gc.add, [normal(3, 1), normal(4)]),
@@ -110,6 +116,8 @@ NO_GRAD = {
     "argmin": lambda x: gc.cast(gc.argmin(x), gc.float64),
     "one_hot": lambda x: gc.one_hot(gc.argmax(x, axis=1), 4, gc.float64),
     "size": lambda x: gc.cast(gc.size(x), gc.float64) * 1.0,
+    "isnan": lambda x: gc.cast(gc.isnan(gc.where(x > 0, x, float("nan"))), gc.float64),
+    "isinf": lambda x: gc.cast(gc.isinf(gc.where(x > 0, x, -float("inf"))), gc.float64),
 }
 
 SOURCES = {"placeholder", "constant", "variable"}
