@@ -35,7 +35,7 @@ PASS_OPS = {"fused", "output"}
 # random numbers: checked against an independent splitmix64 and across backends in tests/test_nn.py
 RANDOM_OPS = {"random_uniform", "random_normal"}
 SIBLINGS = ("test_ops_elementwise", "test_ops_reduce", "test_ops_shape", "test_ops_nn", "test_ops_conv",
-            "test_ops_scan", "test_ops_special")
+            "test_ops_scan", "test_ops_special", "test_ops_rounding")
 
 # ---------------------------------------------------------------- shared helpers
 
