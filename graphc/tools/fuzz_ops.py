@@ -14,8 +14,8 @@ from .fuzz_ir import V
 from .fuzz_ops_shape import _any
 
 UNARY = ["negative", "abs", "sign", "square", "exp", "log", "sqrt", "reciprocal", "tanh", "sigmoid",
-         "relu", "leaky_relu", "elu", "softplus", "logical_not", "erf"]
-ARITH = ["add", "subtract", "multiply", "divide", "power", "maximum", "minimum"]
+         "relu", "leaky_relu", "elu", "softplus", "logical_not", "erf", "floor", "ceil", "round", "isnan", "isinf"]
+ARITH = ["add", "subtract", "multiply", "divide", "power", "maximum", "minimum", "mod", "fmod"]
 COMPARE = ["equal", "not_equal", "less", "less_equal", "greater", "greater_equal"]
 LOGIC = ["logical_and", "logical_or"]
 SYMBOL = {"add": "+", "subtract": "-", "multiply": "*", "divide": "/", "power": "**", "less": "<",
