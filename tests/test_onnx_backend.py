@@ -25,7 +25,7 @@ reciprocal reduce_l1 reduce_l2 reduce_log_sum reduce_log_sum_exp reduce_max redu
 reduce_prod reduce_sum reduce_sum_square relu reshape selu shape sigmoid sign size shrink slice
 softmax softplus softsign spacetodepth split sqrt squeeze sub sum swish tanh thresholdedrelu tile
 transpose tril triu unsqueeze where xor convtranspose constant_pad edge_pad reflect_pad wrap_pad
-training_dropout resize upsample""".split()
+training_dropout resize upsample floor ceil round mod isnan isinf""".split()
 # the pytorch-converted, pytorch-operator and simple model tests made of those ops
 MODEL_STEMS = """AvgPool BatchNorm ConstantPad2d Conv ConvTranspose ELU Embedding GLU LeakyReLU
 Linear LogSoftmax MaxPool PReLU PixelShuffle PoissonNLLLLoss_no_reduce ReLU ReflectionPad2d

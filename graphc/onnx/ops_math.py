@@ -14,7 +14,8 @@ from .registry import converts, dtype_of, ints, norm_axis, present, rank, shape_
 
 UNARY = {"Abs": gc.abs, "Neg": gc.negative, "Exp": gc.exp, "Log": gc.log, "Sqrt": gc.sqrt,
          "Reciprocal": gc.reciprocal, "Tanh": gc.tanh, "Sigmoid": gc.sigmoid, "Softplus": gc.softplus,
-         "Relu": gc.relu, "Sign": gc.sign, "Not": gc.logical_not, "Erf": gc.erf}
+         "Relu": gc.relu, "Sign": gc.sign, "Not": gc.logical_not, "Erf": gc.erf, "Floor": gc.floor,
+         "Ceil": gc.ceil, "Round": gc.round, "IsNaN": gc.isnan}
 BINARY = {"Add": gc.add, "Sub": gc.subtract, "Mul": gc.multiply, "Equal": gc.equal, "Greater": gc.greater,
           "Less": gc.less, "GreaterOrEqual": gc.greater_equal, "LessOrEqual": gc.less_equal,
           "And": gc.logical_and, "Or": gc.logical_or, "Xor": gc.not_equal}
@@ -36,6 +37,25 @@ def binary(cx, node, inputs, attrs):
     if node.op_type == "Xor" and dtype_of(a) != np.bool_:
         raise unsupported(cx, node, "Xor of non-bool tensors")
     return [BINARY[node.op_type](arith(a), arith(b))]
+
+
+@converts("Mod")
+def mod(cx, node, inputs, attrs):
+    # fmod=0: the sign of the divisor (numpy's mod, ONNX allows it for integers only);
+    # fmod=1: the sign of the dividend (C's fmod)
+    a, b = (arith(v) for v in inputs)
+    return [(gc.fmod if attrs.get("fmod", 0) else gc.mod)(a, b)]
+
+
+@converts("IsInf")
+def isinf(cx, node, inputs, attrs):
+    x = arith(inputs[0])
+    out = gc.isinf(x)
+    if not attrs.get("detect_negative", 1):
+        out = out & (x > 0)
+    if not attrs.get("detect_positive", 1):
+        out = out & (x < 0)
+    return [out]
 
 
 @converts("Div")
