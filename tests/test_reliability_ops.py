@@ -284,8 +284,8 @@ def test_numpy_functions_on_a_node_name_the_gc_function():
                 call()
             assert isinstance(info.value, TypeError) and isinstance(info.value, gc.GraphError)
             assert hint in str(info.value) and f"{BASENAME}:{call.__code__.co_firstlineno}" in str(info.value)
-        with pytest.raises(gc.NumpyOnNodeError, match="has no isnan op"):
-            np.isnan(x)
+        with pytest.raises(gc.NumpyOnNodeError, match="has no sin op"):
+            np.sin(x)
         a = np.ones(3, np.float32)
         with pytest.raises(gc.NumpyOnNodeError, match="cannot store a node"):
             a += x
