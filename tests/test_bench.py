@@ -104,7 +104,7 @@ def test_busy_bench_run_that_fails_leaves_no_helper(monkeypatch, tmp_path, capsy
     real_start = busy.start
     monkeypatch.setattr(busy, "start", lambda n=1: started.extend(real_start(n)) or started)
 
-    def failing(name, reps, progress=None):
+    def failing(name, reps, progress=None, backend="cpu"):
         assert children_spinning() == [p.pid for p in started]      # it runs beside the helper
         raise RuntimeError("a column failed")
     monkeypatch.setattr(bench, "bench_workload", failing)
@@ -116,7 +116,7 @@ def test_busy_bench_run_that_fails_leaves_no_helper(monkeypatch, tmp_path, capsy
 
 
 def test_busy_report_says_it_was_busy(monkeypatch, tmp_path, capsys):
-    monkeypatch.setattr(bench, "bench_workload", lambda name, reps, progress=None: (
+    monkeypatch.setattr(bench, "bench_workload", lambda name, reps, progress=None, backend="cpu": (
         {"numpy": (1e-3, 0.0), "cpu": (1e-3, 0.0)}, {}))
     monkeypatch.setattr(bench, "machine_info", lambda: {})
     assert bench.main(["W3", "--busy", "--keep-env", "--reps", "1", "--json", str(tmp_path / "b.json")]) == 0
