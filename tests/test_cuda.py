@@ -119,9 +119,10 @@ def test_reductions_over_each_axis_and_several(op, axis):
 def test_a_long_reduction_is_split_over_blocks_and_combined(dtype):
     """Few outputs, many elements: several blocks per output write partial results that the
     second kernel combines (launch.reduce_grid); both stages are exercised."""
-    from graphc.runtime.cuda.launch import reduce_grid
-    a = np.random.default_rng(0).integers(-50, 50, (2, 700)).astype(dtype)
-    assert reduce_grid(a.shape, (1,))[1] > 1 and reduce_grid((700,), (0,))[1] > 1
+    from graphc.runtime.cuda.launch import REDUCE_THREADS, reduce_grid
+    n = REDUCE_THREADS * 11          # > 4 elements per thread of a block: worth splitting
+    a = np.random.default_rng(0).integers(-50, 50, (2, n)).astype(dtype)
+    assert reduce_grid(a.shape, (1,))[1] > 1 and reduce_grid((2 * n,), (0,))[1] > 1
     with gc.Graph():
         x = gc.placeholder(a.shape, dtype)
         fi, fc = both([x], [gc.sum(x, axis=1), gc.max(x), gc.mean(gc.cast(x, gc.float64))])
