@@ -112,18 +112,7 @@ def generate(nodes, outputs, updates, types, inputs, parallel=False, header="# g
                                             check_numerics)
 
     ctx = Ctx(mod, names, types, plan, layout, nodes, param=param, outs=outs)
-    if check_numerics:
-        for n in list(inputs) + variables:
-            _check(n, ctx, prog)
-    for n in nodes:
-        if n.op.kind == "source" or n.op.name == "size" or n in names:
-            continue
-        mod.at(n)
-        names[n] = lower(n, ctx)
-        if check_numerics:
-            for part in (sorted(ctx.users[n], key=lambda u: u.attrs["index"])
-                         if isinstance(types[n], TupleType) else [n]):
-                _check(part, ctx, prog)
+    lower_nodes(nodes, inputs, variables, ctx, prog, lower, check_numerics)
     prog.raises = ctx.checked
     prog.in_place = [v for v in variables if plan.in_place(v)]
 
@@ -141,6 +130,23 @@ def generate(nodes, outputs, updates, types, inputs, parallel=False, header="# g
     prog.cache_source = runnable_step(mod, step, returns, jit, imports)
     prog.node_map = node_map(mod.stmts, lines, words, nodes)
     return prog
+
+
+def lower_nodes(nodes, inputs, variables, ctx, prog, lower, check_numerics):
+    """Write the statements computing each node of the schedule (`lower(n, ctx)` names its
+    value), and with check_numerics the checks of the feeds, variables and every value made."""
+    if check_numerics:
+        for n in list(inputs) + variables:
+            _check(n, ctx, prog)
+    for n in nodes:
+        if n.op.kind == "source" or n.op.name == "size" or n in ctx.names:
+            continue
+        ctx.mod.at(n)
+        ctx.names[n] = lower(n, ctx)
+        if check_numerics:
+            for part in (sorted(ctx.users[n], key=lambda u: u.attrs["index"])
+                         if isinstance(ctx.types[n], TupleType) else [n]):
+                _check(part, ctx, prog)
 
 
 def step_arguments(prog, notes, names, nodes, outputs, updates, types, inputs, plan, check_numerics, on=""):

@@ -23,6 +23,17 @@ from numba import cuda
 from .launch import THREADS, blocks
 
 
+@cuda.jit(device=True)
+def unravel4(idx, d1, d2, d3):
+    """(i0, i1, i2, i3): flat C-order index idx of a 4-D array of shape (_, d1, d2, d3), as
+    every kernel here walks its output (or input, or weight) elements."""
+    i3 = idx % d3
+    rest = idx // d3
+    i2 = rest % d2
+    rest = rest // d2
+    return rest // d1, rest % d1, i2, i3
+
+
 def scalar_type(arr):
     """The numpy scalar type (np.float32 / np.float64) of a device or host array."""
     return np.dtype(arr.dtype).type
@@ -45,12 +56,7 @@ def conv2d_kernel(cast):
         idx = cuda.grid(1)
         step = cuda.gridsize(1)
         while idx < total:
-            ow = idx % ow_n
-            rest = idx // ow_n
-            oh = rest % oh_n
-            rest = rest // oh_n
-            o = rest % o_
-            n = rest // o_
+            n, o, oh, ow = unravel4(idx, o_, oh_n, ow_n)
             c0 = (o // og) * cg                 # the first input channel of o's group
             acc = cast(0)
             for c in range(cg):
@@ -81,12 +87,7 @@ def grad_input_kernel(cast):
         idx = cuda.grid(1)
         step = cuda.gridsize(1)
         while idx < total:
-            xx = idx % wd
-            rest = idx // wd
-            y = rest % h
-            rest = rest // h
-            ci = rest % c_
-            n = rest // c_
+            n, ci, y, xx = unravel4(idx, c_, h, wd)
             grp = ci // cg
             c = ci - grp * cg                    # the channel within its group (w's axis 1)
             acc = cast(0)
@@ -121,12 +122,7 @@ def grad_weight_kernel(cast):
         idx = cuda.grid(1)
         step = cuda.gridsize(1)
         while idx < total:
-            j = idx % kw
-            rest = idx // kw
-            i = rest % kh
-            rest = rest // kh
-            c = rest % cg
-            o = rest // cg
+            o, c, i, j = unravel4(idx, cg, kh, kw)
             ci = (o // og) * cg + c              # the input channel this weight reads
             acc = cast(0)
             for n in range(n_):

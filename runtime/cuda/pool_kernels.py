@@ -22,7 +22,7 @@ from functools import lru_cache
 import numpy as np
 from numba import cuda
 
-from .conv_kernels import launch_grid, scalar_type
+from .conv_kernels import launch_grid, scalar_type, unravel4
 
 MAX, SELECT = 0, 1                 # what the max-pool output kernel writes
 
@@ -86,12 +86,7 @@ def max_pool_kernel(cast, mode):
         idx = cuda.grid(1)
         step = cuda.gridsize(1)
         while idx < total:
-            ow = idx % ow_n
-            rest = idx // ow_n
-            oh = rest % oh_n
-            rest = rest // oh_n
-            c = rest % c_
-            n = rest // c_
+            n, c, oh, ow = unravel4(idx, c_, oh_n, ow_n)
             v, y, xx = window_argmax(x, n, c, oh * sh - pt, ow * sw - pl, kh, kw, lowest)
             if mode == MAX:
                 out[n, c, oh, ow] = v
@@ -117,12 +112,7 @@ def max_pool_grad_kernel(cast):
         idx = cuda.grid(1)
         step = cuda.gridsize(1)
         while idx < total:
-            xx = idx % wd
-            rest = idx // wd
-            y = rest % h
-            rest = rest // h
-            c = rest % c_
-            n = rest // c_
+            n, c, y, xx = unravel4(idx, c_, h, wd)
             oh0, oh1 = covering_windows(y, pt, kh, sh, oh_n)
             ow0, ow1 = covering_windows(xx, pl, kw, sw, ow_n)
             acc = cast(0)
@@ -149,12 +139,7 @@ def avg_pool_kernel(cast):
         idx = cuda.grid(1)
         step = cuda.gridsize(1)
         while idx < total:
-            ow = idx % ow_n
-            rest = idx // ow_n
-            oh = rest % oh_n
-            rest = rest // oh_n
-            c = rest % c_
-            n = rest // c_
+            n, c, oh, ow = unravel4(idx, c_, oh_n, ow_n)
             ys, xs = oh * sh - pt, ow * sw - pl
             acc = cast(0)
             for y in range(max(ys, 0), min(ys + kh, h)):
@@ -179,12 +164,7 @@ def avg_pool_grad_kernel(cast):
         idx = cuda.grid(1)
         step = cuda.gridsize(1)
         while idx < total:
-            xx = idx % wd
-            rest = idx // wd
-            y = rest % h
-            rest = rest // h
-            c = rest % c_
-            n = rest // c_
+            n, c, y, xx = unravel4(idx, c_, h, wd)
             oh0, oh1 = covering_windows(y, pt, kh, sh, oh_n)
             ow0, ow1 = covering_windows(xx, pl, kw, sw, ow_n)
             acc = cast(0)
