@@ -80,3 +80,26 @@ def test_check_numerics_names_the_node_on_the_device():
     np.testing.assert_allclose(f(np.ones(3, np.float32)), np.zeros(3))
     with pytest.raises(gc.NumericsError, match="log"):
         f(np.array([1.0, 0.0, 2.0], np.float32))
+
+
+def test_what_the_cuda_fuzz_found():
+    """Seeds 41000175, 41000107/41000386 and 41000029 of `graphc fuzz --backend cuda`: a reduction
+    of a 0-d value (no reduced axis to unravel), an output that is a view of an empty feed (an
+    empty device array's copy), and a negative int64 literal in integer arithmetic that wraps
+    (np.uint64(-1) raises in the simulator; the literal keeps its type)."""
+    with gc.Graph():
+        x = gc.placeholder((), gc.int64, name="x")
+        w = gc.variable(np.zeros((2, 3), np.int64), name="w")
+        f = gc.function([x], gc.sum(x < -1), {w: gc.broadcast_to(gc.cast(gc.sum(x < -1), gc.int64), (2, 3))},
+                        backend="cuda")
+    assert f(np.array(-5, np.int64)) == 1 and (gc.get_value(w) == 1).all()
+    with gc.Graph():
+        v = gc.placeholder((None,), gc.float32, name="v")
+        g = gc.function([v], gc.expand_dims(v, 0), backend="cuda")
+    assert g(np.zeros(0, np.float32)).shape == (1, 0) and g(np.ones(2, np.float32)).shape == (1, 2)
+    with gc.Graph():
+        i = gc.placeholder((3,), gc.int64, name="i")
+        h = gc.function([i], [i * -1 + 2, i - (-7)], backend="cuda")
+    a = np.array([1, -2, 2 ** 62], np.int64)
+    for got, want in zip(h(a), [a * -1 + 2, a + 7]):
+        np.testing.assert_array_equal(got, want)
