@@ -124,6 +124,7 @@ def test_a_step_calling_blas_through_a_conv_or_a_scan_body_gets_no_parallel_loop
 from graphc.ops.conv import conv2d_ref, grad_input_ref, grad_weight_ref, conv_out  # noqa: E402
 from graphc.ops.pool import MaxPool2D, MaxPool2DGrad, MaxPool2DSelect, pool_attrs, pool_shape  # noqa: E402
 from graphc.runtime.cpu import conv_kernels as ck  # noqa: E402
+from graphc.runtime.cpu import pool_kernels as pk  # noqa: E402
 
 HELPER_CASES = [  # (x shape, w shape, stride, ((t, b), (l, r)), dilation, groups)
     ((3, 1, 9, 11), (4, 1, 3, 3), (1, 1), ((0, 0), (0, 0)), (1, 1), 1),     # direct, W5's class
@@ -195,7 +196,7 @@ def test_max_pool_grad_paths_match_the_reference(hw, kernel, stride, pad, ceil, 
     want = op.ref(x, g, **attrs)
     got = np.empty_like(x)
     (kh, kw), (sh, sw), ((pt, _), (pl, _)) = attrs["kernel"], attrs["stride"], attrs["padding"]
-    ck.max_pool2d_grad_into(x, g, got, kh, kw, sh, sw, pt, pl)
+    pk.max_pool2d_grad_into(x, g, got, kh, kw, sh, sw, pt, pl)
     if sh >= kh and sw >= kw:           # one g per position: exactly the reference's
         np.testing.assert_array_equal(got, want)
     else:                               # overlapping: summed in x's dtype, the reference in float64
@@ -221,7 +222,7 @@ def test_max_pool_forward_and_select_paths_match_the_reference(hw, kernel, strid
     (kh, kw), (sh, sw), ((pt, _), (pl, _)) = attrs["kernel"], attrs["stride"], attrs["padding"]
     G = rng.normal(size=x.shape).astype(dtype)
     pooled = np.empty(pool_shape("max_pool2d", x.shape, **attrs), dtype)
-    ck.max_pool2d_into(x, pooled, kh, kw, sh, sw, pt, pl)
+    pk.max_pool2d_into(x, pooled, kh, kw, sh, sw, pt, pl)
     np.testing.assert_array_equal(pooled, MaxPool2D().ref(x, **attrs))
-    ck.max_pool2d_select_into(x, G, pooled, kh, kw, sh, sw, pt, pl)
+    pk.max_pool2d_select_into(x, G, pooled, kh, kw, sh, sw, pt, pl)
     np.testing.assert_array_equal(pooled, MaxPool2DSelect().ref(x, G, **attrs))

@@ -3,7 +3,7 @@
 A generated module is written under GRAPHC_CACHE_DIR (default: the user's
 cache folder) with a file name that is the hash of its source and of the
 versions of graphc, numba, numpy and the helper library the kernels call
-(fastmath.py, gemm.py, conv_kernels.py), so a changed
+(fastmath.py, gemm.py, conv_kernels.py, pool_kernels.py), so a changed
 compiler never reuses an old file. Its kernels use `njit(cache=True)`, so
 Numba keeps their machine code next to the file (in __pycache__) and a
 second process starts warm.

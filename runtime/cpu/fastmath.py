@@ -33,7 +33,9 @@ from graphc.ops import random as random_formula
 from graphc.runtime import scalar_math
 
 from .gemm import matmul_into  # noqa: F401  (the kernels import it from here, with the math)
-from .conv_kernels import (avg_pool2d_grad_into, avg_pool2d_into, conv2d_grad_input_into, conv2d_grad_weight_into, conv2d_into, max_pool2d_grad_into, max_pool2d_into, max_pool2d_select_into)  # noqa: F401,E501
+from .conv_kernels import conv2d_grad_input_into, conv2d_grad_weight_into, conv2d_into  # noqa: F401
+from .pool_kernels import (avg_pool2d_grad_into, avg_pool2d_into, max_pool2d_grad_into,  # noqa: F401
+                           max_pool2d_into, max_pool2d_select_into)
 
 MAX_REL_ERROR = 1e-6
 
