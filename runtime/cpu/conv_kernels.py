@@ -13,6 +13,7 @@ the batch (beta = 1). The im2col scratch is allocated per call
 import numpy as np
 from numba import njit
 
+from .conv_depthwise import depthwise_conv2d_into
 from .conv_direct import (all_finite, direct_conv2d_grad_input_into, direct_conv2d_grad_weight_into,
                           direct_conv2d_into)
 from .gemm import matmul_into
@@ -81,6 +82,9 @@ def conv2d_into(x, w, out, sh, sw, pt, pb, pl, pr, dh, dw, groups):
     og, k = o // groups, cg * kh * kw
     w3 = wc.reshape((groups, og, k))
     out4 = out.reshape((n, groups, og, oh_n * ow_n))
+    if cg == 1 and groups == c:                 # depthwise (channel multiplier og): conv_depthwise.py
+        depthwise_conv2d_into(xc, wc, out, sh, sw, pt, pb, pl, pr, dh, dw)
+        return
     if _direct(cg, kh, kw, og, sh, sw):
         direct_conv2d_into(xc, wc, out, pt, pb, pl, pr, dh, dw, groups)
         return
