@@ -7,6 +7,12 @@ has), optionally followed by a reduction of the region's output: attrs
 `region` and `reduce` = (reduction op, axis, keepdims) or None. Its inputs are
 the region's parameters. With several outputs its type is a TupleType and
 `output(f, k)` nodes read its parts; a scan op will use the same two pieces.
+
+A region may also start with a convolution (passes/epilogue.py): step 0 is
+conv2d(p0, p1), the other steps its elementwise epilogue (bias, batch norm,
+activation, residual add), all of the convolution's output shape. The
+interpreter runs it step by step like any region; the compiled backends run
+the epilogue on the convolution's output as it is produced (`producer`).
 """
 import numpy as np
 
@@ -67,6 +73,15 @@ class Output(Op):
 
     def label(self, node):
         return [("index", node.attrs["index"])]
+
+
+def producer(node):
+    """The step a fused node's loop starts from when it is not elementwise (a conv2d: its
+    region's step 0, on params 0 and 1), else None."""
+    if node.op.name != "fused" or node.attrs.get("reduce") is not None:
+        return None
+    first = node.attrs["region"].steps[0]
+    return first if first.op.kind != "elementwise" else None
 
 
 def output_types(node):

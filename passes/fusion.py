@@ -17,6 +17,7 @@ import networkx as nx
 from graphc.core.graph import ancestors
 from graphc.core.region import Param, Ref, Region, Step
 from graphc.ops import REGISTRY
+from graphc.ops.fused import producer
 
 from .rewrite import rebuild, users
 
@@ -103,7 +104,8 @@ def fuse_reductions(roots, max_inputs=MAX_INPUTS):
         x = r.inputs[0]
         single_use = len(use[x]) == 1 and x not in root_set
         plain = fusible(x)
-        fused = x.op.name == "fused" and x.attrs.get("reduce") is None and len(x.attrs["region"].outputs) == 1
+        fused = (x.op.name == "fused" and x.attrs.get("reduce") is None and len(x.attrs["region"].outputs) == 1
+                 and producer(x) is None)
         if single_use and (plain or fused) and len(x.inputs) <= max_inputs:
             g = frozenset([x, r])
             groups.add(g)

@@ -14,6 +14,7 @@ from graphc.core.errors import GraphError, where
 from graphc.core.graph import Graph, Node, ancestors
 
 from .cleanup import constant_fold, cse, dce
+from .epilogue import fuse_conv_epilogue
 from .fusion import fuse_elementwise, fuse_reductions
 from .simplify import simplify
 
@@ -36,6 +37,7 @@ DEFAULT_PIPELINE = [
     Pass("fuse_elementwise", fuse_elementwise, "groups of elementwise ops become one fused node"),
     Pass("fuse_reductions", fuse_reductions, "an elementwise group feeding a reduction joins it"),
     Pass("dce", dce, "drop unused outputs of fused nodes"),
+    Pass("fuse_conv_epilogue", fuse_conv_epilogue, "a convolution joins the elementwise group that alone reads it"),
 ]
 
 

@@ -25,6 +25,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from graphc.core.types import TupleType
+from graphc.ops.fused import producer
 
 
 def kshape(shape):
@@ -62,8 +63,10 @@ class Plan:
 
 
 def is_elementwise_kernel(n):
+    """One loop over n's output reading each input at the same index (or broadcast): it may
+    write over an input it reads. Not a group whose loop starts from a convolution."""
     return n.op.kind == "elementwise" or (n.op.name == "fused" and n.attrs.get("reduce") is None
-                                          and not isinstance(n.type, TupleType))
+                                          and not isinstance(n.type, TupleType) and producer(n) is None)
 
 
 def stores_nothing(n):
@@ -84,7 +87,7 @@ def plan_memory(nodes, outputs, updates, types, aliases, in_place=True):
     roots_needed = set(outputs) | set(updates.values())
     for n in nodes:
         if n.op.name == "constant" and n.attrs["value"].size == 1 and readers[n] and n not in roots_needed and \
-                all(r.op.kind == "elementwise" or r.op.name == "fused" for r in readers[n]):
+                all(r.op.kind == "elementwise" or r.op.name == "fused" and producer(r) is None for r in readers[n]):
             plan._inline.add(n)
     # a value's storage is its own unless it is a view; the root is what holds the memory
     def is_view(n):

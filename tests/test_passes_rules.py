@@ -885,7 +885,8 @@ def test_no_reduction_fusion_past_max_inputs():
 
 def test_default_pipeline_names():
     assert [p.name for p in DEFAULT_PIPELINE] == ["simplify", "constant_fold", "cse", "simplify",
-                                                  "fuse_elementwise", "fuse_reductions", "dce"]
+                                                  "fuse_elementwise", "fuse_reductions", "dce",
+                                                  "fuse_conv_epilogue"]
     assert all(p.doc for p in DEFAULT_PIPELINE)
 
 

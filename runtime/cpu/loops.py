@@ -23,6 +23,7 @@ import numpy as np
 
 from graphc.core.region import Param, Region, Step
 from graphc.core.types import INTS, TupleType
+from graphc.ops.fused import producer
 from graphc.runtime.memory import kshape
 
 from .emit import CONTRACT, LOWER, PARALLEL_MIN, axes_name, index, loops, ops_name
@@ -38,6 +39,8 @@ ROW_BLOCK_MIN = 64
 
 def lower(n, ctx):
     """Emit the step lines (and kernels) computing n; return the expression naming its value."""
+    if producer(n) is not None:              # a convolution and its epilogue: lower_conv.py
+        return LOWER["fused_producer"](n, ctx)
     if n.op.kind == "elementwise" or n.op.name == "fused" and n.attrs.get("reduce") is None:
         return _elementwise(n, ctx)
     if n.op.name == "fused" or n.op.kind == "reduction" and n.op.identity(n.dtype) is not None:
@@ -78,14 +81,19 @@ class Body:
         x = self.inputs[k]
         return x.attrs["value"].reshape(-1)[0].item() if self.ctx.plan.inlined(x) else None
 
-    def lines(self, domain, idx, pad, flat=False):
+    def lines(self, domain, idx, pad, flat=False, given=None):
         """Statements computing every body entry v<j> at the loop index; loads first.
 
         domain: the loop's (concrete) shape; flat: one index over a C-contiguous domain,
-        where an input is either domain-shaped (read through its flat view a<k>f) or a scalar."""
+        where an input is either domain-shaped (read through its flat view a<k>f) or a scalar.
+        given: {j: expression} for the steps computed outside the loop (a convolution whose
+        output the loop reads: `v0 = acc[0, i1, i2, i3]`); their own inputs are not loaded."""
+        given = given or {}
+        read = {x.index for j, s in enumerate(self.body) if j not in given for x in s.operands
+                if isinstance(x, Param)}
         out = []
         for k, x in enumerate(self.inputs):
-            if k in self.operand:
+            if k in self.operand or self.body and k not in read:
                 continue
             shape = kshape(self.in_types[k].shape)
             if flat:
@@ -95,6 +103,9 @@ class Body:
             out.append(pad + f"x{k} = {load}")
             self.operand[("load", k)] = f"x{k}"
         for j, step in enumerate(self.body):
+            if j in given:
+                out.append(pad + f"v{j} = {given[j]}")
+                continue
             args, ins, consts = [], [], []
             for x in step.operands:
                 k = x.index

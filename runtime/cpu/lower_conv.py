@@ -5,8 +5,17 @@ the attrs as literals:
     conv2d_into(x, var_W, buf_3, 2, 2, 1, 1, 1, 1, 1, 1, 1)   # stride, pads (t b l r), dilation, groups
 
 The helpers read every size off their arguments, so the line is the same for every batch size.
+
+A convolution fused with its elementwise epilogue (passes/epilogue.py) is one kernel: per
+image, conv2d_into writes that image's convolution into a scratch `acc`, and the epilogue's
+loop reads it there at once, while it is in cache (the whole convolution output is never
+stored; W5's conv + bias + relu + relu mask read it back from memory apart).
 """
-from .emit import lowers
+from graphc.core.types import TupleType
+from graphc.runtime.memory import kshape
+
+from .emit import CONTRACT, lowers, ops_name
+from .loops import Body
 
 HELPERS = {"conv2d": "conv2d_into", "conv2d_grad_input": "conv2d_grad_input_into",
            "conv2d_grad_weight": "conv2d_grad_weight_into", "max_pool2d": "max_pool2d_into",
@@ -18,12 +27,52 @@ def _ints(*values):
     return [str(int(v)) for v in values]
 
 
+def _conv_consts(a):
+    (pt, pb), (pl, pr) = a["padding"]
+    return _ints(*a["stride"], pt, pb, pl, pr, *a["dilation"], a["groups"])
+
+
+CONV_NOTES = ["stride", None, "pad top", "bottom", "left", "right", "dilation", None, "groups"]
+
+
 @lowers("conv2d", "conv2d_grad_input", "conv2d_grad_weight")
 def _conv(n, ctx):
-    a = n.attrs
-    (pt, pb), (pl, pr) = a["padding"]
-    consts = _ints(*a["stride"], pt, pb, pl, pr, *a["dilation"], a["groups"])
-    return _call(n, ctx, consts, ["stride", None, "pad top", "bottom", "left", "right", "dilation", None, "groups"])
+    return _call(n, ctx, _conv_consts(n.attrs), CONV_NOTES)
+
+
+@lowers("fused_producer")
+def _conv_epilogue(n, ctx):
+    """fused[conv2d, ...]: the convolution image by image into `acc`, each image's epilogue
+    read from there (region step 0 is conv2d(p0, p1), a step the loop is given)."""
+    region = n.attrs["region"]
+    steps, outs = region.steps, region.outputs
+    if isinstance(ctx.types[n], TupleType):
+        users = sorted(ctx.users[n], key=lambda u: u.attrs["index"])
+        dests = [ctx.dest(u) for u in users]
+        for u, d in zip(users, dests):
+            ctx.names[u] = d
+    else:
+        users, dests = [n], [ctx.dest(n)]
+    b = Body(ctx, n.inputs, steps, [ctx.types[x] for x in n.inputs], node=n)
+    conv = steps[0]
+    dtype = b.inner_types[0].dtype
+    domain = kshape(b.inner_types[0].shape)
+    idx = ["i0", "i1", "i2", "i3"]
+    lines = ["    n0, n1, n2, n3 = out0.shape",
+             f"    acc = np.empty((1, n1, n2, n3), np.{dtype.name})   # one image's {conv.op.name}, read by the loop below",
+             "    for i0 in range(n0):",
+             f"        conv2d_into(a0[i0:i0 + 1], a1, acc, {', '.join(_conv_consts(conv.kwargs))})",
+             "        for i1 in range(n1):",
+             "            for i2 in range(n2):",
+             "                for i3 in range(n3):"]
+    pad = " " * 20
+    lines += b.lines(tuple(domain), idx, pad, given={0: "acc[0, i1, i2, i3]"})
+    lines += [pad + f"out{k}[{', '.join(idx)}] = v{j}" for k, j in enumerate(outs)]
+    lines = b.opening() + lines + b.closing()
+    name = ctx.mod.kernel(f"conv2d_{ops_name(steps[1:])}", b.params + [f"out{k}" for k in range(len(outs))],
+                          lines, fastmath=CONTRACT)
+    ctx.mod.call(name, b.arg_exprs + dests, [x.name for x in b.arg_nodes] + [f"-> {u.name}" for u in users])
+    return dests[0]
 
 
 @lowers("max_pool2d", "max_pool2d_grad", "max_pool2d_select")

@@ -275,7 +275,7 @@ def calls_blas(n):
     it) holds one? A step holding such a node should not run parallel loops (DESIGN.md
     section 7: Numba's threads and OpenBLAS's fight over the cores; an LSTM step took 1.7 s a
     call with parallel loops against 13-38 ms without), runtime/cpu/function.py decides."""
-    if n.op.name == "scan":
+    if n.op.name in ("scan", "fused"):          # a fused group may start from a convolution
         return _region_calls_blas(n.attrs["region"])
     return n.op.name in BLAS_OPS
 

@@ -32,7 +32,7 @@ def aliases(n):
 
 def lower(n, ctx):
     if n.op.kind == "elementwise" or n.op.name == "fused" and n.attrs.get("reduce") is None:
-        return lower_elementwise(n, ctx)
+        return lower_elementwise(n, ctx)      # also a convolution and its epilogue
     if n.op.name == "fused" or n.op.kind == "reduction" and n.op.identity(n.dtype) is not None:
         return lower_reduction(n, ctx)
     if n.op.name == "output":

@@ -17,7 +17,10 @@ import numpy as np
 from graphc.core.types import TupleType
 from graphc.runtime.cpu.emit import axes_name, ops_name
 from graphc.runtime.cpu.loops import Body, _accumulate, _out_index, single_step
+from graphc.ops.fused import producer
 from graphc.runtime.memory import kshape
+
+from .kernels import LAUNCH
 
 
 def unravel(flat, dims, names, pad):
@@ -70,19 +73,39 @@ def lower_elementwise(n, ctx):
     b = Body(ctx, n.inputs, body, [ctx.types[x] for x in n.inputs], node=n)
     dims = [f"n{k}" for k in range(len(domain))]
     idx = [f"i{k}" for k in range(len(domain))]
+    given, extra = {}, []
+    if producer(n) is not None:     # a convolution and its epilogue: the convolution's kernel first
+        given, extra = {0: f"acc[{', '.join(idx)}]"}, [_produce(n, b, ctx, dests[0])]
     lines = [f"    {', '.join(dims)}{',' if len(dims) == 1 else ''} = out0.shape",
              f"    size = {' * '.join(dims)}",
              "    i = cuda.grid(1)",
              "    while i < size:"]
     lines += unravel("i", dims, idx, "        ")
-    lines += b.lines(tuple(domain), idx, "        ")
+    lines += b.lines(tuple(domain), idx, "        ", given=given)
     lines += [f"        out{k}[{', '.join(idx)}] = v{j}" for k, j in enumerate(outs)]
     lines.append("        i += cuda.gridsize(1)")
-    lines, params = _checked(b, lines, b.params + [f"out{k}" for k in range(len(outs))])
+    params = b.params + ["acc"] * bool(extra) + [f"out{k}" for k in range(len(outs))]
+    lines, params = _checked(b, lines, params)
     name = ctx.mod.kernel(f"fused_{ops_name(body)}" if n.op.name == "fused" else n.op.name, params, lines)
-    _launch(ctx, b, name, b.arg_exprs + dests, [x.name for x in b.arg_nodes] + [f"-> {u.name}" for u in users],
+    _launch(ctx, b, name, b.arg_exprs + extra + dests,
+            [x.name for x in b.arg_nodes] + ["its convolution"] * bool(extra) + [f"-> {u.name}" for u in users],
             f"blocks({dests[0]}.size)", "THREADS")
     return dests[0]
+
+
+def _produce(n, b, ctx, dest):
+    """Launch the convolution of fused[conv2d, ...] into a scratch array; return its name. (On
+    the GPU the epilogue is a second kernel reading it: what stays fused is the graph's node.)"""
+    conv = n.attrs["region"].steps[0]
+    dtype = b.inner_types[0].dtype
+    acc = f"acc{len(ctx.launchers)}"
+    ctx.mod.emit(f"{acc} = scratch({dest}.shape, np.{dtype.name})")
+    launcher = LAUNCH[conv.op.name]
+    ctx.launchers.append(launcher.__name__)
+    attrs = [f"{k}={v!r}" for k, v in conv.attrs]     # ints and tuples of ints
+    ctx.mod.call(launcher.__name__, [ctx.names[n.inputs[0]], ctx.names[n.inputs[1]], acc] + attrs,
+                 [n.inputs[0].name, n.inputs[1].name, f"-> {acc}: {conv.op.name} of {n.name}"] + [None] * len(attrs))
+    return acc
 
 
 def lower_reduction(n, ctx):

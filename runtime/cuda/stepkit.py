@@ -38,6 +38,16 @@ def partials(grid, dtype):
     return arr
 
 
+def scratch(shape, dtype):
+    """A device array for a value no buffer holds, used at once by the next kernel (a fused
+    convolution's output before its epilogue); shared per shape like `partials`."""
+    key = ("scratch", tuple(shape), np.dtype(dtype))
+    arr = _scratch.get(key)
+    if arr is None:
+        arr = _scratch[key] = cuda.device_array(shape, dtype)
+    return arr
+
+
 def error_flag():
     """A zeroed one-element int32 device array a kernel sets when its check fails."""
     return cuda.to_device(np.zeros(1, np.int32))

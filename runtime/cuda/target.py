@@ -35,7 +35,7 @@ class CudaTarget(Target):
                 f"from graphc.runtime.cuda.devmath import ({', '.join(DEVMATH[:8])},",
                 f"                                      {', '.join(DEVMATH[8:])})",
                 "from graphc.runtime.cuda.launch import REDUCE_THREADS, THREADS, blocks, reduce_grid",
-                "from graphc.runtime.cuda.stepkit import copy, copy_into, error_flag, partials, raise_if"] + \
+                "from graphc.runtime.cuda.stepkit import copy, copy_into, error_flag, partials, raise_if, scratch"] + \
             ([f"from graphc.runtime.cuda.kernels import {', '.join(self.launchers)}"] if self.launchers else [])
 
 
