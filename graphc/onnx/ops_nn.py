@@ -95,33 +95,13 @@ def conv(cx, node, inputs, attrs):
 
 
 def conv_with_bias(x, w, b, options, squeezed=False):
-    depthwise = options["groups"] == shape_of(w)[0] == shape_of(x)[1] and shape_of(w)[1] == 1
-    if depthwise and isinstance(w, np.ndarray) and math.prod(shape_of(w)[2:]) <= 9 and None not in shape_of(x)[2:]:
-        y = depthwise_taps(x, w, **options)
-    else:
-        y = gc.conv2d(x, w, **options)
+    # a depthwise Conv (ShuffleNet, MobileNet) is gc.conv2d too: the CPU backend runs it as a
+    # direct loop (runtime/cpu/conv_depthwise.py), faster than the sum of padded strided views
+    # this importer used to write for it
+    y = gc.conv2d(x, w, **options)
     if b is not None:
         y = y + gc.reshape(arith(b), (1, -1, 1, 1))
     return gc.squeeze(y, 2) if squeezed else y
-
-
-def depthwise_taps(x, w, stride, padding, dilation, groups):
-    """A depthwise convolution (one 3x3-or-smaller filter per channel, weights known) as the sum
-    of its taps: strided views of the padded input times a per-channel weight, which the fusion
-    pass makes one elementwise loop (graphc's conv2d runs one GEMM per group, slow here)."""
-    (pt, pb), (pl, pr) = padding
-    kh, kw = shape_of(w)[2:]
-    out = [(size + p0 + p1 - d * (k - 1) - 1) // s + 1 for size, (p0, p1), d, k, s in
-           zip(shape_of(x)[2:], padding, dilation, (kh, kw), stride)]
-    xp = gc.pad(x, ((0, 0), (0, 0), (pt, pb), (pl, pr))) if pt or pb or pl or pr else x
-    y = None
-    for i in range(kh):
-        for j in range(kw):
-            a, b = i * dilation[0], j * dilation[1]
-            view = xp[:, :, a:a + (out[0] - 1) * stride[0] + 1:stride[0], b:b + (out[1] - 1) * stride[1] + 1:stride[1]]
-            tap = view * np.ascontiguousarray(w[:, 0, i, j]).reshape(1, -1, 1, 1)
-            y = tap if y is None else y + tap
-    return y
 
 
 @converts("MaxPool", "AveragePool")
