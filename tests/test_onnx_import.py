@@ -191,7 +191,7 @@ def test_bench_onnx_checks_then_times(tmp_path, capsys):
     from graphc.tools.cli import main
     path = tmp_path / "vgg.onnx"
     onnx.save(onnx_models.vgg(16), str(path))
-    assert main(["bench", "onnx", str(path), "--reps", "2"]) == 0
+    assert main(["bench", "onnx", str(path), "--reps", "2", "--keep-env"]) == 0
     out = capsys.readouterr().out
     assert "graphc cpu" in out and "onnxruntime (2 threads)" in out and "graphc / onnxruntime:" in out
 

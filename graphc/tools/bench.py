@@ -204,12 +204,13 @@ UNSET = ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE")
 SET = {"OPENBLAS_THREAD_TIMEOUT": "4"}
 
 
-def _reexec_with_bench_env(argv):
+def _reexec_with_bench_env(argv, module="graphc.tools.bench"):
+    """Run `python -m module *argv` again in the benchmark environment (unless this is it)."""
     if os.environ.get("GRAPHC_BENCH_ENV") == "1":
         return
     env = {k: v for k, v in os.environ.items() if k not in UNSET}
     env.update(SET, GRAPHC_BENCH_ENV="1")
-    os.execve(sys.executable, [sys.executable, "-m", "graphc.tools.bench", *argv], env)
+    os.execve(sys.executable, [sys.executable, "-m", module, *argv], env)
 
 
 DEFAULT = ["W1", "W2", "W3", "W4", "W5", "W6", "W6b", "W7"]

@@ -7,6 +7,9 @@ The inputs are random (standard normal floats, small ints), shaped as the model 
 (a symbolic size is 1 unless --shape gives it). The outputs must agree to 1e-4 of the largest
 |output| or nothing is timed. Calls are timed interleaved (one of each in turn, repeated), so
 the ratio holds on a noisy machine; reported: median ms per call and graphc / onnxruntime.
+Like `graphc bench`, it re-runs itself with OPENBLAS_CORETYPE and OPENBLAS_L2_SIZE unset
+(this machine forces OpenBLAS onto its AVX2 kernels with them, while onnxruntime picks its
+own AVX-512 ones) unless --keep-env is given.
 """
 import argparse
 import sys
@@ -22,6 +25,8 @@ def parse_args(argv):
                    help="the shape of an input whose sizes the model leaves symbolic")
     p.add_argument("--reps", type=int, default=20, help="timed calls of each (default 20)")
     p.add_argument("--threads", type=int, default=2, help="onnxruntime's intra-op threads (default 2)")
+    p.add_argument("--keep-env", action="store_true",
+                   help="keep OPENBLAS_CORETYPE / OPENBLAS_L2_SIZE / OPENBLAS_THREAD_TIMEOUT as they are")
     return p.parse_args(argv)
 
 
@@ -40,7 +45,11 @@ def random_inputs(proto, shapes, rng):
 
 
 def main(argv=None):
-    args = parse_args(sys.argv[1:] if argv is None else argv)
+    argv = sys.argv[1:] if argv is None else list(argv)
+    args = parse_args(argv)
+    if not args.keep_env:
+        from .bench import _reexec_with_bench_env
+        _reexec_with_bench_env(argv, module="graphc.tools.bench_onnx")
     import onnx
     import onnxruntime as ort
 
@@ -81,3 +90,7 @@ def main(argv=None):
     g, o = med.values()
     print(f"graphc / onnxruntime: {g / o:.2f}x")
     return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

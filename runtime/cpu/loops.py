@@ -81,14 +81,15 @@ class Body:
         x = self.inputs[k]
         return x.attrs["value"].reshape(-1)[0].item() if self.ctx.plan.inlined(x) else None
 
-    def lines(self, domain, idx, pad, flat=False, given=None):
+    def lines(self, domain, idx, pad, flat=False, given=None, loads=None):
         """Statements computing every body entry v<j> at the loop index; loads first.
 
         domain: the loop's (concrete) shape; flat: one index over a C-contiguous domain,
         where an input is either domain-shaped (read through its flat view a<k>f) or a scalar.
         given: {j: expression} for the steps computed outside the loop (a convolution whose
-        output the loop reads: `v0 = acc[0, i1, i2, i3]`); their own inputs are not loaded."""
-        given = given or {}
+        output the loop reads: `v0 = acc[0, i1, i2, i3]`); their own inputs are not loaded.
+        loads: {k: expression} reading input k at the loop index, in place of the default."""
+        given, loads = given or {}, loads or {}
         read = {x.index for j, s in enumerate(self.body) if j not in given for x in s.operands
                 if isinstance(x, Param)}
         out = []
@@ -96,7 +97,9 @@ class Body:
             if k in self.operand or self.body and k not in read:
                 continue
             shape = kshape(self.in_types[k].shape)
-            if flat:
+            if k in loads:
+                load = loads[k]
+            elif flat:
                 load = f"a{k}f[{idx[0]}]" if shape == tuple(domain) else f"a{k}[{', '.join('0' for _ in shape)}]"
             else:
                 load = f"a{k}[{index(shape, domain, idx)}]"

@@ -11,6 +11,7 @@ image, conv2d_into writes that image's convolution into a scratch `acc`, and the
 loop reads it there at once, while it is in cache (the whole convolution output is never
 stored; W5's conv + bias + relu + relu mask read it back from memory apart).
 """
+from graphc.core.region import Param
 from graphc.core.types import TupleType
 from graphc.runtime.memory import kshape
 
@@ -57,17 +58,22 @@ def _conv_epilogue(n, ctx):
     conv = steps[0]
     dtype = b.inner_types[0].dtype
     domain = kshape(b.inner_types[0].shape)
-    idx = ["i0", "i1", "i2", "i3"]
     lines = ["    n0, n1, n2, n3 = out0.shape",
-             f"    acc = np.empty((1, n1, n2, n3), np.{dtype.name})   # one image's {conv.op.name}, read by the loop below",
-             "    for i0 in range(n0):",
-             f"        conv2d_into(a0[i0:i0 + 1], a1, acc, {', '.join(_conv_consts(conv.kwargs))})",
-             "        for i1 in range(n1):",
-             "            for i2 in range(n2):",
-             "                for i3 in range(n3):"]
-    pad = " " * 20
-    lines += b.lines(tuple(domain), idx, pad, given={0: "acc[0, i1, i2, i3]"})
-    lines += [pad + f"out{k}[{', '.join(idx)}] = v{j}" for k, j in enumerate(outs)]
+             f"    acc = np.empty((1, n1, n2, n3), np.{dtype.name})   # one image's {conv.op.name}, read by the loop below"]
+    planes = _plane_loads(b, ctx, domain)
+    if planes is None:                    # an input varies along only one of H and W
+        loop = ["        for i1 in range(n1):", "            for i2 in range(n2):", "                for i3 in range(n3):"]
+        idx, pad, loads, acc, outs_at = ["i0", "i1", "i2", "i3"], " " * 20, {}, "acc[0, i1, i2, i3]", "out{}[i0, i1, i2, i3]"
+    else:                                 # each channel's plane as one run, which LLVM vectorizes
+        views, loads = planes
+        lines += ["    m = n2 * n3", "    accf = acc.reshape((n1, m))"] + views
+        lines += [f"    o{k} = out{k}.reshape((n0, n1, m))" for k in range(len(outs))]
+        loop = ["        for i1 in range(n1):", "            for p in range(m):"]
+        idx, pad, acc, outs_at = ["i0", "i1", "p"], " " * 16, "accf[i1, p]", "o{}[i0, i1, p]"
+    lines += ["    for i0 in range(n0):",
+              f"        conv2d_into(a0[i0:i0 + 1], a1, acc, {', '.join(_conv_consts(conv.kwargs))})"] + loop
+    lines += b.lines(tuple(domain), idx, pad, given={0: acc}, loads=loads)
+    lines += [pad + outs_at.format(k) + f" = v{j}" for k, j in enumerate(outs)]
     lines = b.opening() + lines + b.closing()
     name = ctx.mod.kernel(f"conv2d_{ops_name(steps[1:])}", b.params + [f"out{k}" for k in range(len(outs))],
                           lines, fastmath=CONTRACT)
@@ -90,6 +96,29 @@ def _avg_pool(n, ctx):
     consts = _ints(*a["kernel"], *a["stride"], pt, pb, pl, pr) + [str(a["count_include_pad"])]
     return _call(n, ctx, consts, ["kernel", None, "stride", None, "pad top", "bottom", "left", "right",
                                   "count_include_pad"])
+
+
+def _plane_loads(b, ctx, domain):
+    """(view lines, {input: load}) reading each input of the epilogue with one index p over a
+    channel's (H, W) plane: an input either spans the whole plane (C-contiguous, viewed with
+    the plane as one axis) or is constant over it (a bias per channel); None if one is not."""
+    views, loads = [], {}
+    read = {x.index for s in b.body[1:] for x in s.operands if isinstance(x, Param)}
+    for k, x in enumerate(b.inputs):
+        if k in b.operand or k not in read:       # literals; the convolution's own x and w
+            continue
+        own = kshape(ctx.types[x].shape)             # as the kernel gets it: a 0-d value is (1,)
+        nd = len(own)
+        shape = (1,) * (4 - nd) + own                # broadcast to the domain, aligned right
+        at = ["i0" if shape[0] != 1 else "0", "i1" if shape[1] != 1 else "0"][max(4 - nd, 0):]
+        if shape[2:] == (1, 1):
+            loads[k] = f"a{k}[{', '.join(at + ['0'] * min(nd, 2))}]"
+        elif shape[2:] == tuple(domain[2:]) and ctx.layout.get(x) == "C" and nd >= 2:
+            views.append(f"    a{k}p = a{k}.reshape(({''.join(f'a{k}.shape[{d}], ' for d in range(nd - 2))}m))")
+            loads[k] = f"a{k}p[{', '.join(at + ['p'])}]"
+        else:
+            return None
+    return views, loads
 
 
 def _call(n, ctx, consts, const_notes):
