@@ -8,6 +8,7 @@ import textwrap
 import uuid
 
 import numpy as np
+import pytest
 
 from graphc.runtime.cpu import cache
 
@@ -79,16 +80,19 @@ def test_the_generated_source_is_the_same_every_time():
     assert len(sources) == 1
 
 
-def test_the_file_name_depends_on_the_helpers_the_kernels_call(monkeypatch, tmp_path):
+@pytest.mark.parametrize("helper", ["conv_kernels", "conv_direct", "conv_depthwise", "pool_kernels"])
+def test_the_file_name_depends_on_the_helpers_the_kernels_call(monkeypatch, tmp_path, helper):
     """A jitted step's Numba cache holds matmul_into's and the conv helpers' code linked in, so
-    a changed helper file (gemm.py, conv_kernels.py, fastmath.py) must change every module name."""
+    a changed helper file (gemm.py, conv_kernels.py, fastmath.py, and the files of the jitted
+    functions those call: conv_direct.py, conv_depthwise.py) must change every module name."""
+    import importlib
     import inspect
-    from graphc.runtime.cpu import conv_kernels
+    module = importlib.import_module(f"graphc.runtime.cpu.{helper}")
     before = cache.module_key("x = 1\n")
     real = inspect.getfile
-    edited = tmp_path / "conv_kernels.py"
-    edited.write_text(open(conv_kernels.__file__).read() + "\n# edited\n")
-    monkeypatch.setattr(inspect, "getfile", lambda f: str(edited) if real(f) == conv_kernels.__file__ else real(f))
+    edited = tmp_path / f"{helper}.py"
+    edited.write_text(open(module.__file__).read() + "\n# edited\n")
+    monkeypatch.setattr(inspect, "getfile", lambda f: str(edited) if real(f) == module.__file__ else real(f))
     cache._versions.cache_clear()
     try:
         assert cache.module_key("x = 1\n") != before

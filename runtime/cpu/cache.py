@@ -66,16 +66,22 @@ def cache_dir():
 @functools.lru_cache(maxsize=None)
 def _versions():
     """What a cached module's machine code depends on besides its text: the versions, and the
-    helper library it calls (fastmath.py and the files of the helpers it re-exports: gemm.py,
-    conv_kernels.py). Numba's own cache of a jitted step holds the helpers' code linked in and
-    would not see them change, so their source is part of every module's name."""
+    helper library it calls (fastmath.py, the files of the helpers it re-exports: gemm.py,
+    conv_kernels.py, ..., and of the Numba functions those call in turn: conv_direct.py,
+    conv_depthwise.py). Numba's own cache of a jitted step holds the helpers' code linked in
+    and would not see them change, so their source is part of every module's name."""
     import graphc
     from .target import FAST
     files = {fastmath.__file__}
-    for name in FAST:
-        fn = getattr(getattr(fastmath, name), "py_func", None)
-        if fn is not None:
-            files.add(inspect.getfile(fn))
+    todo = [getattr(fastmath, name) for name in FAST]
+    seen = set()
+    while todo:                       # the helpers, and the jitted functions their modules hold
+        fn = getattr(todo.pop(), "py_func", None)
+        if fn is None or fn in seen:
+            continue
+        seen.add(fn)
+        files.add(inspect.getfile(fn))
+        todo += [v for v in vars(sys.modules[fn.__module__]).values() if hasattr(v, "py_func")]
     lib = hashlib.sha256()
     for path in sorted(files):
         with open(path, "rb") as f:

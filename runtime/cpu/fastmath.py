@@ -34,7 +34,6 @@ from graphc.runtime import scalar_math
 
 from .gemm import matmul_into  # noqa: F401  (the kernels import it from here, with the math)
 from .conv_kernels import conv2d_grad_input_into, conv2d_grad_weight_into, conv2d_into  # noqa: F401
-from .conv_depthwise import depthwise_conv2d_into  # noqa: F401  (in FAST so that cache.py hashes its file)
 from .pool_kernels import (avg_pool2d_grad_into, avg_pool2d_into, max_pool2d_grad_into,  # noqa: F401
                            max_pool2d_into, max_pool2d_select_into)
 
