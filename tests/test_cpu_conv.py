@@ -135,6 +135,8 @@ HELPER_CASES = [  # (x shape, w shape, stride, ((t, b), (l, r)), dilation, group
     ((2, 3, 9, 8), (4, 3, 3, 3), (2, 1), ((1, 0), (0, 1)), (1, 2), 1),      # GEMM: strided
     ((2, 4, 5, 6), (6, 2, 1, 1), (1, 1), ((0, 0), (0, 0)), (1, 1), 2),      # direct 1x1
     ((0, 2, 5, 5), (3, 2, 3, 3), (1, 1), ((1, 1), (1, 1)), (1, 1), 1),      # an empty batch
+    ((2, 16, 14, 14), (8, 16, 3, 3), (1, 1), ((1, 1), (1, 1)), (1, 1), 1),  # wide: a GEMM per tap
+    ((1, 32, 15, 16), (8, 16, 3, 2), (1, 1), ((2, 0), (1, 3)), (2, 1), 2),  # wide, grouped, dilated, asymmetric
 ]
 
 
@@ -163,6 +165,26 @@ def test_conv_helpers_each_path_match_the_references(xs, ws, stride, pads, dilat
 def test_direct_path_dispatch_follows_the_measured_rule():
     assert ck._direct(1, 3, 3, 8, 1, 1) and ck._direct(8, 3, 3, 16, 1, 1)
     assert not ck._direct(20, 3, 3, 20, 1, 1) and not ck._direct(1, 3, 3, 8, 2, 1)
+    assert ck._wide(16, 3, 3, 8, 1, 1, 196) and ck._wide(128, 3, 3, 32, 1, 1, 56 * 56)
+    assert not ck._wide(128, 3, 3, 128, 1, 1, 28 * 28) and not ck._wide(64, 3, 3, 64, 2, 2, 56 * 56)
+    assert not ck._wide(64, 1, 1, 64, 1, 1, 56 * 56) and not ck._wide(128, 3, 3, 32, 1, 1, 7 * 7)
+
+
+def test_the_wide_path_keeps_the_references_infs_and_nans():
+    """conv_wide.py multiplies the padding's zeros like the reference: an inf weight at the
+    border gives nan there; an inf input at the last column (its junk columns read past the
+    row) stays where the reference has it."""
+    from graphc.runtime.cpu.conv_wide import wide_conv2d_into
+    x, w = rng.normal(size=(1, 16, 14, 14)), rng.normal(size=(4, 16, 3, 3))
+    x[0, 3, 5, 13] = np.inf
+    w[2, 1, 0, 0] = -np.inf
+    want = conv2d_ref(x, w, stride=(1, 1), padding=((1, 1), (1, 1)), dilation=(1, 1), groups=1)
+    got = np.empty(want.shape)
+    wide_conv2d_into(x, w, got, 1, 1, 1, 1, 1, 1, 1)
+    assert np.array_equal(np.isnan(got), np.isnan(want)) and np.isnan(want).any()
+    finite = np.isfinite(want)
+    np.testing.assert_allclose(got[finite], want[finite], rtol=1e-12)
+    assert np.array_equal(got[~finite & ~np.isnan(want)], want[~finite & ~np.isnan(want)])
 
 
 def test_conv_gradients_with_an_inf_keep_the_references_values():

@@ -2,9 +2,11 @@
 (lower_conv.py), like matmul_into: the sizes come from the arrays, the attrs are arguments,
 so one compiled helper serves every shape and the step's text does not depend on sizes.
 
-Stride-1 convolutions with few channels run direct vectorized loops (conv_direct.py,
-DIRECT_MAX_MACS); the others are im2col + one GEMM per group (matmul_into, BLAS); a 1x1 convolution with stride 1
-and no padding needs no im2col: it is a plain GEMM over the channels. Its gradients are the
+Depthwise convolutions run conv_depthwise.py's loops, stride-1 ones with few channels direct
+vectorized loops (conv_direct.py, DIRECT_MAX_MACS), stride-1 ones with few output channels
+per group one GEMM per tap with no im2col (conv_wide.py, WIDE_*); the others are im2col + one
+GEMM per group (matmul_into, BLAS); a 1x1 convolution with stride 1 and no padding needs no
+im2col: it is a plain GEMM over the channels. Its gradients are the
 same GEMMs transposed: grad_input is GEMM + col2im, grad_weight im2col + GEMM accumulated over
 the batch (beta = 1). The im2col scratch is allocated per call
 (np.empty); no prange anywhere, since BLAS calls must not run inside Numba's threads
@@ -16,12 +18,19 @@ from numba import njit
 from .conv_depthwise import depthwise_conv2d_into
 from .conv_direct import (all_finite, direct_conv2d_grad_input_into, direct_conv2d_grad_weight_into,
                           direct_conv2d_into)
+from .conv_wide import wide_conv2d_into
 from .gemm import matmul_into
 
 # Direct loops (conv_direct.py) win below this many multiply-adds per output position and
 # group (C/groups * kh * kw * O/groups), at stride 1; measured (us, GEMM vs direct, forward):
 # W5's 1->8 3x3: 358 vs 192; 8->16 3x3 on 14x14: 885 vs 511; 16->32 3x3: 1372 vs 2514.
 DIRECT_MAX_MACS = 1536
+# One GEMM per kernel tap without im2col (conv_wide.py) wins at stride 1 when a group has few
+# output channels and many input channels and positions; measured (ms, one BLAS thread,
+# 3x3 pad 1, im2col vs wide, two runs): DenseNet's 128 -> 32 at 56x56 10.4 vs 6.7 and 12.0 vs
+# 5.9, at 14x14 0.55 vs 0.46; ResNet's 64 -> 64 at 56x56 6.2 vs 4.8; VGG's 64 -> 64 at 224x224
+# 236 vs 142; but 128 -> 128 at 28x28 4.2 vs 4.5, 512 -> 512 at 7x7 6.0 vs 12.2, 128 -> 32 at 7x7 mixed.
+WIDE_MAX_OUT, WIDE_MIN_IN, WIDE_MIN_POSITIONS = 64, 16, 196
 
 
 @njit(cache=True)
@@ -67,6 +76,12 @@ def _pointwise(kh, kw, sh, sw, pt, pb, pl, pr):
 
 
 @njit(cache=True)
+def _wide(cg, kh, kw, og, sh, sw, positions):
+    return (sh == 1 and sw == 1 and kh * kw > 1 and og <= WIDE_MAX_OUT and cg >= WIDE_MIN_IN
+            and positions >= WIDE_MIN_POSITIONS)
+
+
+@njit(cache=True)
 def _direct(cg, kh, kw, og, sh, sw):
     return sh == 1 and sw == 1 and cg * kh * kw * og <= DIRECT_MAX_MACS
 
@@ -93,6 +108,9 @@ def conv2d_into(x, w, out, sh, sw, pt, pb, pl, pr, dh, dw, groups):
         for b in range(n):
             for g in range(groups):
                 matmul_into(w3[g], x4[b, g], out4[b, g])
+        return
+    if _wide(cg, kh, kw, og, sh, sw, oh_n * ow_n):
+        wide_conv2d_into(xc, wc, out, pt, pb, pl, pr, dh, dw, groups)
         return
     cols = np.empty((groups, k, oh_n * ow_n), xc.dtype)
     for b in range(n):

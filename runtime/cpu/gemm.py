@@ -133,3 +133,36 @@ def _gemm_impl(a, b, out, alpha, beta):
             xxgemm(kind, b_flag, a_flag, n, m, k, scale[0:].ctypes, b.ctypes, n if b_c else k,
                    a.ctypes, k if a_c else m, scale[1:].ctypes, out.ctypes, n)
     return impl
+
+
+def gemm_strided_b(a, b, offset, ldb, out, beta):
+    """out (m, n) = a (m, k) @ B + beta * out, where B is the (k, n) matrix of a flat array b
+    whose row r starts at b[offset + r * ldb] (rows may overlap or leave gaps: a convolution's
+    shifted image planes, conv_wide.py). a and out C-contiguous; one BLAS gemm (typed below)."""
+
+
+@overload(gemm_strided_b)
+def _gemm_strided_b_impl(a, b, offset, ldb, out, beta):
+    from numba.np.linalg import _BLAS, get_blas_kind
+    if a.layout != "C" or b.ndim != 1 or out.layout != "C" or not a.dtype == b.dtype == out.dtype:
+        raise TypingError(f"gemm_strided_b needs a C matrix, a flat array, a C output, one dtype; got {a}, {b}, {out}")
+    dtype = out.dtype
+    xxgemm = _BLAS().numba_xxgemm(dtype)
+    kind = ord(get_blas_kind(dtype, "gemm_strided_b"))
+    n_flag = ord("n")
+
+    def impl(a, b, offset, ldb, out, beta):
+        m, k = a.shape
+        n = out.shape[1]
+        if out.shape[0] != m or offset < 0 or k > 0 and n > 0 and offset + (k - 1) * ldb + n > b.shape[0] or ldb < n:
+            raise ValueError("gemm_strided_b: shapes do not match")
+        if m == 0 or n == 0 or k == 0:
+            if beta == 0.0:
+                out[:] = 0
+            return
+        scale = np.empty(2, out.dtype)
+        scale[0], scale[1] = 1.0, beta
+        # to column-major BLAS: out.T (n, m) = B.T (n, k; leading dimension ldb) @ a.T (k, m)
+        xxgemm(kind, n_flag, n_flag, n, m, k, scale[0:].ctypes, b[offset:].ctypes, ldb,
+               a.ctypes, k, scale[1:].ctypes, out.ctypes, n)
+    return impl
