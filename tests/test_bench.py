@@ -189,6 +189,21 @@ def test_gemm_sizes_of_w3_and_which_steps_choose(monkeypatch):
     assert config.blas_step(step, f.nodes, types).choice.counts == (1, 2)
 
 
+def test_gemm_sizes_count_convolutions_also_fused_with_their_epilogue(monkeypatch):
+    """A CNN step's GEMMs are its convolutions: (output channels per group, positions, C/g*kh*kw)."""
+    import graphc as gc
+    monkeypatch.setattr(config, "_numba_blas", [FakeBlas(2)])
+    with gc.Graph():
+        x = gc.placeholder((1, 64, 56, 56), name="x")
+        w = gc.constant(np.ones((64, 32, 3, 3), np.float32))
+        y = gc.relu(gc.conv2d(x, w, padding=1, groups=2))         # fused with its relu
+        z = gc.conv2d(y, gc.constant(np.ones((16, 64, 1, 1), np.float32)), stride=2)
+        f = gc.function([x], [z, y], backend="cpu")
+    types = f._specialize({x: np.zeros((1, 64, 56, 56), np.float32)})
+    assert sorted(config.gemm_sizes(f.nodes, types)) == [(16, 28 * 28, 64), (32, 56 * 56, 288)]
+    assert config.blas_step(lambda *a: None, f.nodes, types).choice.counts == (1, 2)
+
+
 def test_step_runs_with_the_chosen_count_and_sets_it_back(monkeypatch):
     monkeypatch.delenv("GRAPHC_BLAS_THREADS", raising=False)
     f, types = _types(w3_train_step())

@@ -78,9 +78,13 @@ SPLIT_MNK = 2 * 65536 * 4   # OpenBLAS splits a GEMM from m*n*k >= this (measure
 
 def gemm_sizes(nodes, types):
     """(m, n, k) of each BLAS call of a step: its float matmul nodes (batch axes of a folded
-    into the rows, as runtime/cpu/lower_linalg.py calls it)."""
+    into the rows, as runtime/cpu/lower_linalg.py calls it) and convolutions (one GEMM per
+    image and group, as conv_kernels.py runs them; also those fused with their epilogue)."""
     sizes = []
     for node in nodes:
+        conv = _conv_gemm(node, types)
+        if conv is not None:
+            sizes.append(conv)
         if node.op.name != "matmul" or types[node].dtype.kind != "f":
             continue
         ta, tb = (types[x] for x in node.inputs)
@@ -91,6 +95,20 @@ def gemm_sizes(nodes, types):
             m *= int(np.prod(ta.shape[:-2]))
         sizes.append((m, n, k))
     return sizes
+
+
+def _conv_gemm(node, types):
+    """(m, n, k) of a forward convolution's GEMM (output channels of a group, output positions,
+    multiply-adds per output), or None for other nodes."""
+    if node.op.name == "conv2d":
+        attrs, x, w, out = node.attrs, node.inputs[0], node.inputs[1], types[node]
+    elif node.op.name == "fused" and node.attrs.get("reduce") is None and node.attrs["region"].steps[0].op.name == "conv2d":
+        attrs, x, w = node.attrs["region"].steps[0].kwargs, node.inputs[0], node.inputs[1]
+        out = node.attrs["region"].types(tuple(types[i] for i in node.inputs))[0]
+    else:
+        return None
+    o, cg, kh, kw = types[w].shape
+    return o // attrs["groups"], int(np.prod(out.shape[2:])), cg * kh * kw
 
 
 def blas_threads_for(m, n, k, cores=2):
