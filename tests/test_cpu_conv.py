@@ -166,7 +166,8 @@ def test_direct_path_dispatch_follows_the_measured_rule():
     assert ck._direct(1, 3, 3, 8, 1, 1) and ck._direct(8, 3, 3, 16, 1, 1)
     assert not ck._direct(20, 3, 3, 20, 1, 1) and not ck._direct(1, 3, 3, 8, 2, 1)
     assert ck._wide(16, 3, 3, 8, 1, 1, 196) and ck._wide(128, 3, 3, 32, 1, 1, 56 * 56)
-    assert not ck._wide(128, 3, 3, 128, 1, 1, 28 * 28) and not ck._wide(64, 3, 3, 64, 2, 2, 56 * 56)
+    assert ck._wide(128, 3, 3, 128, 1, 1, 28 * 28) and not ck._wide(128, 3, 3, 128, 1, 1, 14 * 14)
+    assert not ck._wide(256, 3, 3, 256, 1, 1, 14 * 14) and not ck._wide(64, 3, 3, 64, 2, 2, 56 * 56)
     assert not ck._wide(64, 1, 1, 64, 1, 1, 56 * 56) and not ck._wide(128, 3, 3, 32, 1, 1, 7 * 7)
 
 

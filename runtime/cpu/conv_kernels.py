@@ -26,11 +26,13 @@ from .gemm import matmul_into
 # W5's 1->8 3x3: 358 vs 192; 8->16 3x3 on 14x14: 885 vs 511; 16->32 3x3: 1372 vs 2514.
 DIRECT_MAX_MACS = 1536
 # One GEMM per kernel tap without im2col (conv_wide.py) wins at stride 1 when a group has few
-# output channels and many input channels and positions; measured (ms, one BLAS thread,
-# 3x3 pad 1, im2col vs wide, two runs): DenseNet's 128 -> 32 at 56x56 10.4 vs 6.7 and 12.0 vs
-# 5.9, at 14x14 0.55 vs 0.46; ResNet's 64 -> 64 at 56x56 6.2 vs 4.8; VGG's 64 -> 64 at 224x224
-# 236 vs 142; but 128 -> 128 at 28x28 4.2 vs 4.5, 512 -> 512 at 7x7 6.0 vs 12.2, 128 -> 32 at 7x7 mixed.
-WIDE_MAX_OUT, WIDE_MIN_IN, WIDE_MIN_POSITIONS = 64, 16, 196
+# output channels for its positions; measured (ms, 2 BLAS threads, 3x3 pad 1, im2col vs wide,
+# two runs): DenseNet's 128 -> 32 at 56x56 11.7 vs 5.6 and 11.1 vs 6.7, at 14x14 1.14 vs 0.54;
+# ResNet's 64 -> 64 at 56x56 5.4 vs 3.6; SqueezeNet's 32 -> 64 at 55x55 2.6 vs 1.9 (16 -> 64 even);
+# 64 -> 128 at 56x56 6.6 vs 5.5; 96 -> 128 at 28x28 2.5 vs 2.2; 128 -> 128 at 28x28 even (3.0 vs 3.4,
+# 3.7 vs 3.3); but 256 -> 256 at 14x14 3.3 vs 4.0 and 512 -> 512 at 7x7 3.8 vs 9.6.
+WIDE_MIN_IN = 16                                 # at fewer, a GEMM per tap has too little to add
+WIDE_LIMITS = ((64, 196), (128, 784))            # (output channels per group, positions) at most/least
 
 
 @njit(cache=True)
@@ -77,8 +79,12 @@ def _pointwise(kh, kw, sh, sw, pt, pb, pl, pr):
 
 @njit(cache=True)
 def _wide(cg, kh, kw, og, sh, sw, positions):
-    return (sh == 1 and sw == 1 and kh * kw > 1 and og <= WIDE_MAX_OUT and cg >= WIDE_MIN_IN
-            and positions >= WIDE_MIN_POSITIONS)
+    if sh != 1 or sw != 1 or kh * kw == 1 or cg < WIDE_MIN_IN:
+        return False
+    for most, least in WIDE_LIMITS:
+        if og <= most and positions >= least:
+            return True
+    return False
 
 
 @njit(cache=True)
