@@ -5,8 +5,11 @@ onnxruntime (2 threads), after checking that their outputs agree.
 
 The inputs are random (standard normal floats, small ints), shaped as the model declares
 (a symbolic size is 1 unless --shape gives it). The outputs must agree to 1e-4 of the largest
-|output| or nothing is timed. Calls are timed interleaved (one of each in turn, repeated), so
-the ratio holds on a noisy machine; reported: median ms per call and graphc / onnxruntime.
+|output| or nothing is timed. The two take turns in short bursts (an untimed call, then BURST
+timed ones, then the other), so the ratio holds on a noisy machine while neither pays for the
+other: onnxruntime's threads keep spinning for a while after each of its calls, and one of
+graphc's calls straight after it ran 1.3-1.5x slower (ResNet-50: 173 ms interleaved call by
+call, 112-120 ms in bursts). Reported: median ms per call and graphc / onnxruntime.
 Like `graphc bench`, it re-runs itself with OPENBLAS_CORETYPE and OPENBLAS_L2_SIZE unset
 (this machine forces OpenBLAS onto its AVX2 kernels with them, while onnxruntime picks its
 own AVX-512 ones) unless --keep-env is given.
@@ -17,13 +20,15 @@ import time
 
 import numpy as np
 
+BURST = 3           # timed calls per turn, after one untimed call
+
 
 def parse_args(argv):
     p = argparse.ArgumentParser(prog="graphc bench onnx", description=__doc__.split("\n\n")[0])
     p.add_argument("model", help="an .onnx file")
     p.add_argument("--shape", action="append", default=[], metavar="NAME=D0,D1,...",
                    help="the shape of an input whose sizes the model leaves symbolic")
-    p.add_argument("--reps", type=int, default=20, help="timed calls of each (default 20)")
+    p.add_argument("--reps", type=int, default=10, help=f"turns of each, {BURST} timed calls a turn (default 10)")
     p.add_argument("--threads", type=int, default=2, help="onnxruntime's intra-op threads (default 2)")
     p.add_argument("--keep-env", action="store_true",
                    help="keep OPENBLAS_CORETYPE / OPENBLAS_L2_SIZE / OPENBLAS_THREAD_TIMEOUT as they are")
@@ -78,13 +83,13 @@ def main(argv=None):
     runs = {"graphc cpu": lambda: fn(*args_list),
             f"onnxruntime ({args.threads} threads)": lambda: sess.run(None, feeds)}
     times = {k: [] for k in runs}
-    for f in runs.values():
-        f()
     for _ in range(args.reps):
         for k, f in runs.items():
-            t = time.perf_counter()
-            f()
-            times[k].append(time.perf_counter() - t)
+            f()                                  # the other's threads may still be spinning
+            for _ in range(BURST):
+                t = time.perf_counter()
+                f()
+                times[k].append(time.perf_counter() - t)
     med = {k: 1e3 * float(np.median(v)) for k, v in times.items()}
     for k, v in med.items():
         print(f"{k:28s} {v:9.2f} ms")
