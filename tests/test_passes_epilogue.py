@@ -122,3 +122,17 @@ def test_the_cpu_kernel_runs_the_epilogue_per_image():
     src = fn.source
     assert "conv2d_into(a0[i0:i0 + 1], a1, acc," in src and "fused[conv2d, add, relu]" in src
     assert "conv2d_into(in0" not in src        # no convolution of the whole batch is stored apart
+
+
+def test_the_profile_counts_a_fused_convolutions_multiply_adds():
+    """gc.report's flops of a convolution, alone or fused with its epilogue: 2 per weight of a
+    group per output element (graphc/view/profile.py cost)."""
+    from graphc.view.profile import cost
+    with gc.Graph():
+        x, outs = _program("float32")
+        fn = gc.function([x], outs[:1], backend="cpu")
+    types = fn._specialize({x: np.zeros((2, 3, 7, 7), np.float32)})
+    flops = {n.attrs["region"].op_names()[-1]: cost(n, types, lambda m: False)[1]
+             for n in fn.nodes if producer(n) is not None}
+    assert flops["relu"] >= 2 * (2 * 4 * 7 * 7) * (3 * 3 * 3)      # conv 3 -> 4, 3x3, on 2 images
+    assert flops["tanh"] >= 2 * (2 * 4 * 7 * 7) * 4               # the 1x1 conv 4 -> 4

@@ -138,9 +138,13 @@ def cost(n, types, is_view):
             a = s.operands[0] if s.op.name == "matmul" and s.operands else None
             if isinstance(a, Param) and ins[a.index].shape:
                 flops += 2 * size(out) * ins[a.index].shape[-1]
+            if s.op.name == "conv2d":  # a convolution fused with its epilogue: its weights are input 1
+                flops += 2 * size(out) * int(np.prod(ins[1].shape[1:]))
         if n.attrs.get("reduce") is not None:
             flops = max(flops, max((size(t) for t in ins), default=0) * len(n.attrs["region"].steps))
         return moved, flops
+    if name == "conv2d":               # a multiply-add per weight of a group, per output element
+        return moved, 2 * size(out) * int(np.prod(ins[1].shape[1:]))
     if n.op.kind == "reduction":
         return moved, max((size(t) for t in ins), default=0)
     if n.op.kind == "elementwise":
