@@ -163,19 +163,25 @@ def step_expr(t, step, args, ins, dtype, consts):
     return expr if step.op.name == "cast" or dtype == np.int64 else f"np.{dtype.name}({expr})"
 
 
+def output_dests(n, ctx):
+    """(the nodes whose values n's kernel writes, where it writes them): n itself, or, for a
+    node with several outputs, its `output` nodes in order (named by their destinations)."""
+    if not isinstance(ctx.types[n], TupleType):
+        return [n], [ctx.dest(n)]
+    users = sorted(ctx.users[n], key=lambda u: u.attrs["index"])
+    dests = [ctx.dest(u) for u in users]
+    for u, d in zip(users, dests):
+        ctx.names[u] = d
+    return users, dests
+
+
 def _elementwise(n, ctx):
     """A fused group or a single elementwise op: one loop nest writing every needed output."""
     if n.op.name == "fused":
         body, outs = n.attrs["region"].steps, n.attrs["region"].outputs
     else:
         body, outs = (single_step(n),), (0,)
-    if len(outs) > 1:
-        users = sorted(ctx.users[n], key=lambda u: u.attrs["index"])
-        dests = [ctx.dest(u) for u in users]
-        for u, d in zip(users, dests):
-            ctx.names[u] = d
-    else:
-        users, dests = [n], [ctx.dest(n)]
+    users, dests = output_dests(n, ctx)
     domain_shape = kshape((ctx.types[n].types[0] if isinstance(ctx.types[n], TupleType) else ctx.types[n]).shape)
     b = Body(ctx, n.inputs, body, [ctx.types[x] for x in n.inputs], node=n)
     size = int(np.prod(domain_shape))

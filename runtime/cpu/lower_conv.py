@@ -12,11 +12,10 @@ loop reads it there at once, while it is in cache (the whole convolution output 
 stored; W5's conv + bias + relu + relu mask read it back from memory apart).
 """
 from graphc.core.region import Param
-from graphc.core.types import TupleType
 from graphc.runtime.memory import kshape
 
 from .emit import CONTRACT, lowers, ops_name
-from .loops import Body
+from .loops import Body, output_dests
 
 HELPERS = {"conv2d": "conv2d_into", "conv2d_grad_input": "conv2d_grad_input_into",
            "conv2d_grad_weight": "conv2d_grad_weight_into", "max_pool2d": "max_pool2d_into",
@@ -47,13 +46,7 @@ def _conv_epilogue(n, ctx):
     read from there (region step 0 is conv2d(p0, p1), a step the loop is given)."""
     region = n.attrs["region"]
     steps, outs = region.steps, region.outputs
-    if isinstance(ctx.types[n], TupleType):
-        users = sorted(ctx.users[n], key=lambda u: u.attrs["index"])
-        dests = [ctx.dest(u) for u in users]
-        for u, d in zip(users, dests):
-            ctx.names[u] = d
-    else:
-        users, dests = [n], [ctx.dest(n)]
+    users, dests = output_dests(n, ctx)
     b = Body(ctx, n.inputs, steps, [ctx.types[x] for x in n.inputs], node=n)
     conv = steps[0]
     dtype = b.inner_types[0].dtype

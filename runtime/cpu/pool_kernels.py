@@ -163,6 +163,18 @@ def _max_value(best, v):
     return v if (v > best) | (v != v) else best
 
 
+@njit(inline="always")
+def _first_max_2x2(a, b, c_, d):
+    """Where the first maximum of the window (a b / c_ d) is, as three 0/1 flags found by
+    arithmetic on the comparisons (no branches): ra = 1 if it is not a, rb = 1 if it is in
+    the second row (neither a nor b), rc = 1 if it is not a, b or c_ (so it is d)."""
+    best = _nan_max(_nan_max(_nan_max(a, b), c_), d)
+    ra = 1 - np.int64((a == best) | (a != a))
+    rb = ra * (1 - np.int64((b == best) | (b != b)))
+    rc = rb * (1 - np.int64((c_ == best) | (c_ != c_)))
+    return ra, rb, rc
+
+
 @njit(cache=True)
 def _max_pool_2x2(x, G, out, mode):
     """_flat_2x2's pool over (plane, row, column) views, whose indices LLVM sees are >= 0 (flat
@@ -187,10 +199,7 @@ def _max_pool_2x2(x, G, out, mode):
             g0, g1 = g3[p, 2 * oh], g3[p, 2 * oh + 1]
             for ow in range(ow_n):
                 a, b, c_, d = r0[2 * ow], r0[2 * ow + 1], r1[2 * ow], r1[2 * ow + 1]
-                best = _nan_max(_nan_max(_nan_max(a, b), c_), d)
-                ra = 1 - np.int64((a == best) | (a != a))       # 1: a is not the first max
-                rb = ra * (1 - np.int64((b == best) | (b != b)))
-                rc = rb * (1 - np.int64((c_ == best) | (c_ != c_)))
+                ra, rb, rc = _first_max_2x2(a, b, c_, d)
                 up, down = g0[2 * ow + ra], g1[2 * ow + rc]      # rb = 1: the max is in row 1
                 o[ow] = down if rb else up
 
@@ -221,10 +230,7 @@ def _max_pool_grad_2x2(x, g, out):
             o3[p, 2 * oh:2 * oh + 2, :2 * ow_n] = 0
             for ow in range(ow_n):
                 a, b, c_, d = r0[2 * ow], r0[2 * ow + 1], r1[2 * ow], r1[2 * ow + 1]
-                best = _nan_max(_nan_max(_nan_max(a, b), c_), d)
-                ra = 1 - np.int64((a == best) | (a != a))       # 1: a is not the first max
-                rb = ra * (1 - np.int64((b == best) | (b != b)))
-                rc = rb * (1 - np.int64((c_ == best) | (c_ != c_)))
+                ra, rb, rc = _first_max_2x2(a, b, c_, d)
                 o3[p, 2 * oh + rb, 2 * ow + ra - rb + rc] = gr[ow]     # place 0, 1, (1, 0), (1, 1)
 
 

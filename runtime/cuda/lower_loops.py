@@ -16,7 +16,7 @@ import numpy as np
 
 from graphc.core.types import TupleType
 from graphc.runtime.cpu.emit import axes_name, ops_name
-from graphc.runtime.cpu.loops import Body, _accumulate, _out_index, single_step
+from graphc.runtime.cpu.loops import Body, _accumulate, _out_index, output_dests, single_step
 from graphc.ops.fused import producer
 from graphc.runtime.memory import kshape
 
@@ -61,13 +61,7 @@ def lower_elementwise(n, ctx):
         body, outs = n.attrs["region"].steps, n.attrs["region"].outputs
     else:
         body, outs = (single_step(n),), (0,)
-    if len(outs) > 1:
-        users = sorted(ctx.users[n], key=lambda u: u.attrs["index"])
-        dests = [ctx.dest(u) for u in users]
-        for u, d in zip(users, dests):
-            ctx.names[u] = d
-    else:
-        users, dests = [n], [ctx.dest(n)]
+    users, dests = output_dests(n, ctx)
     t = ctx.types[n]
     domain = kshape((t.types[0] if isinstance(t, TupleType) else t).shape)
     b = Body(ctx, n.inputs, body, [ctx.types[x] for x in n.inputs], node=n)
