@@ -118,7 +118,7 @@ def test_a_step_calling_blas_through_a_conv_or_a_scan_body_gets_no_parallel_loop
 # ---------------------------------------------------------------- the helpers' paths, directly
 # conv_kernels.py dispatches on shape classes: direct loops (conv_direct.py) at stride 1 with
 # few multiply-adds per output (DIRECT_MAX_MACS), with the 3-wide kernel rows fused or not;
-# im2col + GEMM otherwise (many channels, strides, 1x1); the GEMM again when a direct walk
+# im2col + GEMM otherwise (many channels, strides), a plain GEMM for 1x1 kernels; the GEMM again when a direct walk
 # would multiply an inf or nan by its zero columns. Each is checked against ops/conv.py.
 
 from graphc.ops.conv import conv2d_ref, grad_input_ref, grad_weight_ref, conv_out  # noqa: E402
@@ -133,7 +133,7 @@ HELPER_CASES = [  # (x shape, w shape, stride, ((t, b), (l, r)), dilation, group
     ((2, 4, 5, 5), (4, 1, 3, 3), (1, 1), ((1, 1), (1, 1)), (1, 1), 4),      # direct, depthwise
     ((2, 20, 6, 5), (20, 20, 3, 3), (1, 1), ((1, 1), (0, 1)), (1, 1), 1),   # GEMM: 3600 MACs per output
     ((2, 3, 9, 8), (4, 3, 3, 3), (2, 1), ((1, 0), (0, 1)), (1, 2), 1),      # GEMM: strided
-    ((2, 4, 5, 6), (6, 2, 1, 1), (1, 1), ((0, 0), (0, 0)), (1, 1), 2),      # direct 1x1
+    ((2, 4, 5, 6), (6, 2, 1, 1), (1, 1), ((0, 0), (0, 0)), (1, 1), 2),      # 1x1: a GEMM, not direct
     ((0, 2, 5, 5), (3, 2, 3, 3), (1, 1), ((1, 1), (1, 1)), (1, 1), 1),      # an empty batch
     ((2, 16, 14, 14), (8, 16, 3, 3), (1, 1), ((1, 1), (1, 1)), (1, 1), 1),  # wide: a GEMM per tap
     ((1, 32, 15, 16), (8, 16, 3, 2), (1, 1), ((2, 0), (1, 3)), (2, 1), 2),  # wide, grouped, dilated, asymmetric

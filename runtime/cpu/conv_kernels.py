@@ -2,13 +2,15 @@
 (lower_conv.py), like matmul_into: the sizes come from the arrays, the attrs are arguments,
 so one compiled helper serves every shape and the step's text does not depend on sizes.
 
-Depthwise convolutions run conv_depthwise.py's loops, stride-1 ones with few channels direct
+A 1x1 convolution with stride 1 and no padding needs no im2col: it is a plain GEMM over the
+channels (even where the direct loops would take it: SqueezeNet's 1x1 16 -> 64 at 55x55
+took 153 us as a GEMM, 460 us as direct loops; 8 -> 16 at 28x28 12 vs 24 us). Depthwise
+convolutions run conv_depthwise.py's loops, stride-1 ones with few channels direct
 vectorized loops (conv_direct.py, DIRECT_MAX_MACS), stride-1 ones with few output channels
-per group one GEMM per tap with no im2col (conv_wide.py, WIDE_*); the others are im2col + one
-GEMM per group (matmul_into, BLAS); a 1x1 convolution with stride 1 and no padding needs no
-im2col: it is a plain GEMM over the channels. Its gradients are the
-same GEMMs transposed: grad_input is GEMM + col2im, grad_weight im2col + GEMM accumulated over
-the batch (beta = 1). The im2col scratch is allocated per call
+per group one GEMM per tap with no im2col (conv_wide.py, WIDE_*); the others are im2col, a
+band of output rows at a time, + one GEMM per group and band (conv_im2col.py). Its gradients
+are the same GEMMs transposed: grad_input is GEMM + col2im, grad_weight im2col + GEMM
+accumulated over the batch (beta = 1). The scratch is allocated per call
 (np.empty); no prange anywhere, since BLAS calls must not run inside Numba's threads
 (DESIGN.md section 7). Pooling is in pool_kernels.py.
 """
@@ -18,6 +20,7 @@ from numba import njit
 from .conv_depthwise import depthwise_conv2d_into
 from .conv_direct import (all_finite, direct_conv2d_grad_input_into, direct_conv2d_grad_weight_into,
                           direct_conv2d_into)
+from .conv_im2col import TILE_FLOATS, fill_cols, im2col_conv2d_into
 from .conv_wide import wide_conv2d_into
 from .gemm import matmul_into
 
@@ -33,25 +36,6 @@ DIRECT_MAX_MACS = 1536
 # 3.7 vs 3.3); but 256 -> 256 at 14x14 3.3 vs 4.0 and 512 -> 512 at 7x7 3.8 vs 9.6.
 WIDE_MIN_IN = 16                                 # at fewer, a GEMM per tap has too little to add
 WIDE_LIMITS = ((64, 196), (128, 784))            # (output channels per group, positions) at most/least
-
-
-@njit(cache=True)
-def _fill_cols(x, cols, oh_n, ow_n, kh, kw, sh, sw, pt, pl, dh, dw):
-    """im2col of one image x (C, H, W) into cols (C * kh * kw, OH * OW)."""
-    c_in, h, w = x.shape
-    for c in range(c_in):
-        for i in range(kh):
-            for j in range(kw):
-                r = (c * kh + i) * kw + j
-                for oh in range(oh_n):
-                    y = oh * sh + i * dh - pt
-                    inside = 0 <= y < h
-                    for ow in range(ow_n):
-                        xx = ow * sw + j * dw - pl
-                        if inside and 0 <= xx < w:
-                            cols[r, oh * ow_n + ow] = x[c, y, xx]
-                        else:
-                            cols[r, oh * ow_n + ow] = 0
 
 
 @njit(cache=True)
@@ -106,23 +90,19 @@ def conv2d_into(x, w, out, sh, sw, pt, pb, pl, pr, dh, dw, groups):
     if cg == 1 and groups == c:                 # depthwise (channel multiplier og): conv_depthwise.py
         depthwise_conv2d_into(xc, wc, out, sh, sw, pt, pb, pl, pr, dh, dw)
         return
-    if _direct(cg, kh, kw, og, sh, sw):
-        direct_conv2d_into(xc, wc, out, pt, pb, pl, pr, dh, dw, groups)
-        return
-    if _pointwise(kh, kw, sh, sw, pt, pb, pl, pr):
+    if _pointwise(kh, kw, sh, sw, pt, pb, pl, pr):   # before _direct: a GEMM beats direct 1x1 loops
         x4 = xc.reshape((n, groups, cg, oh_n * ow_n))
         for b in range(n):
             for g in range(groups):
                 matmul_into(w3[g], x4[b, g], out4[b, g])
         return
+    if _direct(cg, kh, kw, og, sh, sw):
+        direct_conv2d_into(xc, wc, out, pt, pb, pl, pr, dh, dw, groups)
+        return
     if _wide(cg, kh, kw, og, sh, sw, oh_n * ow_n):
         wide_conv2d_into(xc, wc, out, pt, pb, pl, pr, dh, dw, groups)
         return
-    cols = np.empty((groups, k, oh_n * ow_n), xc.dtype)
-    for b in range(n):
-        _fill_cols(xc[b], cols.reshape((groups * k, oh_n * ow_n)), oh_n, ow_n, kh, kw, sh, sw, pt, pl, dh, dw)
-        for g in range(groups):
-            matmul_into(w3[g], cols[g], out4[b, g])
+    im2col_conv2d_into(xc, wc, out, sh, sw, pt, pl, dh, dw, groups, TILE_FLOATS)
 
 
 @njit(cache=True)
@@ -176,6 +156,6 @@ def conv2d_grad_weight_into(x, g, out, sh, sw, pt, pb, pl, pr, dh, dw, groups):
         return
     cols = np.empty((groups, k, oh_n * ow_n), xc.dtype)
     for b in range(n):
-        _fill_cols(xc[b], cols.reshape((groups * k, oh_n * ow_n)), oh_n, ow_n, kh, kw, sh, sw, pt, pl, dh, dw)
+        fill_cols(xc[b], cols.reshape((groups * k, oh_n * ow_n)), 0, oh_n, ow_n, kh, kw, sh, sw, pt, pl, dh, dw)
         for gi in range(groups):
             matmul_into(g4[b, gi], cols[gi].T, out3[gi], 1.0, 1.0)

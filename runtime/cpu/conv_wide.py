@@ -7,7 +7,7 @@ scratch (C, Hp, Wp), flat; keep the output "wide", at the padded pitch Wp (colum
 are junk, never copied out). Then output position p = oh * Wp + ow reads input position
 p + i * dh * Wp + j * dw for tap (i, j): for each tap the inputs of all output positions
 form a (C, OH * Wp) matrix whose rows are the channel planes shifted by that offset -- a
-strided view of the padded scratch that BLAS reads in place (gemm_strided_b). So
+strided view of the padded scratch that BLAS reads in place (gemm_flat). So
 
     wide (O, OH * Wp) = sum over taps t of  w[:, :, i, j] (O, C)  @  shifted_t (C, OH * Wp)
 
@@ -20,7 +20,7 @@ only ever into junk columns. conv_kernels.py picks this path per shape class (WI
 import numpy as np
 from numba import njit
 
-from .gemm import gemm_strided_b
+from .gemm import gemm_flat
 
 
 @njit(cache=True)
@@ -41,6 +41,7 @@ def wide_conv2d_into(x, w, out, pt, pb, pl, pr, dh, dw, groups):
                     for r in range(cg):
                         taps[g, i * kw + j, q, r] = w[g * og + q, r, i, j]
     wide = np.empty((og, cols), x.dtype)
+    wide_flat = wide.reshape(wide.size)
     for b in range(n):
         for ch in range(c):                          # the inside of the padded planes
             for y in range(h):
@@ -51,8 +52,8 @@ def wide_conv2d_into(x, w, out, pt, pb, pl, pr, dh, dw, groups):
             for i in range(kh):
                 for j in range(kw):
                     t = i * kw + j
-                    gemm_strided_b(taps[g, t], xp, g * cg * plane + i * dh * wp + j * dw,
-                                   plane, wide, 0.0 if t == 0 else 1.0)
+                    gemm_flat(taps[g, t], xp, g * cg * plane + i * dh * wp + j * dw, plane,
+                              wide_flat, 0, cols, cols, 0.0 if t == 0 else 1.0)
             for q in range(og):
                 for oh in range(oh_n):
                     for ow in range(ow_n):

@@ -135,34 +135,40 @@ def _gemm_impl(a, b, out, alpha, beta):
     return impl
 
 
-def gemm_strided_b(a, b, offset, ldb, out, beta):
-    """out (m, n) = a (m, k) @ B + beta * out, where B is the (k, n) matrix of a flat array b
-    whose row r starts at b[offset + r * ldb] (rows may overlap or leave gaps: a convolution's
-    shifted image planes, conv_wide.py). a and out C-contiguous; one BLAS gemm (typed below)."""
+def gemm_flat(a, b, b_offset, ldb, out, out_offset, ldc, n, beta):
+    """out_M = a (m, k) @ B + beta * out_M: B is the (k, n) matrix of the flat array b whose
+    row r starts at b[b_offset + r * ldb], out_M the (m, n) matrix of the flat array out whose
+    row r starts at out[out_offset + r * ldc]. B's rows may overlap or leave gaps (a
+    convolution's shifted image planes, conv_wide.py); out_M may be a band of columns of a
+    larger matrix (conv_im2col.py). a C-contiguous; one BLAS gemm (typed below)."""
 
 
-@overload(gemm_strided_b)
-def _gemm_strided_b_impl(a, b, offset, ldb, out, beta):
+@overload(gemm_flat)
+def _gemm_flat_impl(a, b, b_offset, ldb, out, out_offset, ldc, n, beta):
     from numba.np.linalg import _BLAS, get_blas_kind
-    if a.layout != "C" or b.ndim != 1 or out.layout != "C" or not a.dtype == b.dtype == out.dtype:
-        raise TypingError(f"gemm_strided_b needs a C matrix, a flat array, a C output, one dtype; got {a}, {b}, {out}")
+    if a.layout != "C" or b.ndim != 1 or out.ndim != 1 or not a.dtype == b.dtype == out.dtype:
+        raise TypingError(f"gemm_flat needs a C matrix, flat arrays b and out, one dtype; got {a}, {b}, {out}")
     dtype = out.dtype
     xxgemm = _BLAS().numba_xxgemm(dtype)
-    kind = ord(get_blas_kind(dtype, "gemm_strided_b"))
+    kind = ord(get_blas_kind(dtype, "gemm_flat"))
     n_flag = ord("n")
 
-    def impl(a, b, offset, ldb, out, beta):
+    def impl(a, b, b_offset, ldb, out, out_offset, ldc, n, beta):
         m, k = a.shape
-        n = out.shape[1]
-        if out.shape[0] != m or offset < 0 or k > 0 and n > 0 and offset + (k - 1) * ldb + n > b.shape[0] or ldb < n:
-            raise ValueError("gemm_strided_b: shapes do not match")
-        if m == 0 or n == 0 or k == 0:
+        if m == 0 or n == 0:
+            return
+        if (b_offset < 0 or out_offset < 0 or ldb < n or ldc < n
+                or k > 0 and b_offset + (k - 1) * ldb + n > b.shape[0]
+                or out_offset + (m - 1) * ldc + n > out.shape[0]):
+            raise ValueError("gemm_flat: shapes do not match")
+        if k == 0:
             if beta == 0.0:
-                out[:] = 0
+                for r in range(m):
+                    out[out_offset + r * ldc:out_offset + r * ldc + n] = 0
             return
         scale = np.empty(2, out.dtype)
         scale[0], scale[1] = 1.0, beta
-        # to column-major BLAS: out.T (n, m) = B.T (n, k; leading dimension ldb) @ a.T (k, m)
-        xxgemm(kind, n_flag, n_flag, n, m, k, scale[0:].ctypes, b[offset:].ctypes, ldb,
-               a.ctypes, k, scale[1:].ctypes, out.ctypes, n)
+        # to column-major BLAS: out_M.T (n, m; ldc) = B.T (n, k; ldb) @ a.T (k, m)
+        xxgemm(kind, n_flag, n_flag, n, m, k, scale[0:].ctypes, b[b_offset:].ctypes, ldb,
+               a.ctypes, k, scale[1:].ctypes, out[out_offset:].ctypes, ldc)
     return impl
