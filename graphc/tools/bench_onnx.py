@@ -5,11 +5,12 @@ onnxruntime (2 threads), after checking that their outputs agree.
 
 The inputs are random (standard normal floats, small ints), shaped as the model declares
 (a symbolic size is 1 unless --shape gives it). The outputs must agree to 1e-4 of the largest
-|output| or nothing is timed. The two take turns in short bursts (an untimed call, then BURST
-timed ones, then the other), so the ratio holds on a noisy machine while neither pays for the
-other: onnxruntime's threads keep spinning for a while after each of its calls, and one of
-graphc's calls straight after it ran 1.3-1.5x slower (ResNet-50: 173 ms interleaved call by
-call, 112-120 ms in bursts). Reported: median ms per call and graphc / onnxruntime.
+|output| or nothing is timed. The two take turns in short bursts (untimed calls for SETTLE_S
+seconds, then BURST timed ones, then the other), so the ratio holds on a noisy machine while
+neither pays for the other: onnxruntime's threads keep spinning for a while after each of its
+calls (and OpenBLAS's after graphc's), and graphc's calls straight after onnxruntime's ran
+1.3-1.5x slower (ResNet-50: 173 ms interleaved call by call, 112-120 ms in bursts; a graphc
+call 2 or 10 ms after onnxruntime's 164-177 ms, 50 ms after it 122 ms). Reported: median ms per call and graphc / onnxruntime.
 Like `graphc bench`, it re-runs itself with OPENBLAS_CORETYPE and OPENBLAS_L2_SIZE unset
 (this machine forces OpenBLAS onto its AVX2 kernels with them, while onnxruntime picks its
 own AVX-512 ones) unless --keep-env is given.
@@ -20,7 +21,8 @@ import time
 
 import numpy as np
 
-BURST = 3           # timed calls per turn, after one untimed call
+BURST = 3           # timed calls per turn, after untimed calls for SETTLE_S seconds (at least one)
+SETTLE_S = 0.2      # OpenBLAS's idle threads spin ~0.1 s after a call; onnxruntime's pool spins too
 
 
 def parse_args(argv):
@@ -85,7 +87,10 @@ def main(argv=None):
     times = {k: [] for k in runs}
     for _ in range(args.reps):
         for k, f in runs.items():
+            settle = time.perf_counter() + SETTLE_S
             f()                                  # the other's threads may still be spinning
+            while time.perf_counter() < settle:
+                f()
             for _ in range(BURST):
                 t = time.perf_counter()
                 f()
