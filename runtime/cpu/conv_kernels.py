@@ -6,7 +6,8 @@ A 1x1 convolution with stride 1 and no padding needs no im2col: it is a plain GE
 channels (even where the direct loops would take it: SqueezeNet's 1x1 16 -> 64 at 55x55
 took 153 us as a GEMM, 460 us as direct loops; 8 -> 16 at 28x28 12 vs 24 us). Depthwise
 convolutions run conv_depthwise.py's loops, stride-1 ones with few channels direct
-vectorized loops (conv_direct.py, DIRECT_MAX_MACS), stride-1 ones with few output channels
+vectorized loops (conv_direct.py, DIRECT_MAX_MACS), large 3x3 stride-1 ones Winograd's
+F(2x2, 3x3) (conv_winograd.py, WINOGRAD_MIN_MACS), stride-1 ones with few output channels
 per group one GEMM per tap with no im2col (conv_wide.py, WIDE_*); the others are im2col, a
 band of output rows at a time, + one GEMM per group and band (conv_im2col.py). Its gradients
 are the same GEMMs transposed: grad_input is GEMM + col2im, grad_weight im2col + GEMM
@@ -22,6 +23,7 @@ from .conv_direct import (all_finite, direct_conv2d_grad_input_into, direct_conv
                           direct_conv2d_into)
 from .conv_im2col import TILE_FLOATS, fill_cols, im2col_conv2d_into
 from .conv_wide import wide_conv2d_into
+from .conv_winograd import TILE_FLOATS as WINOGRAD_TILE, winograd_conv2d_into
 from .gemm import matmul_into
 
 # Direct loops (conv_direct.py) win below this many multiply-adds per output position and
@@ -34,6 +36,13 @@ DIRECT_MAX_MACS = 1536
 # ResNet's 64 -> 64 at 56x56 5.4 vs 3.6; SqueezeNet's 32 -> 64 at 55x55 2.6 vs 1.9 (16 -> 64 even);
 # 64 -> 128 at 56x56 6.6 vs 5.5; 96 -> 128 at 28x28 2.5 vs 2.2; 128 -> 128 at 28x28 even (3.0 vs 3.4,
 # 3.7 vs 3.3); but 256 -> 256 at 14x14 3.3 vs 4.0 and 512 -> 512 at 7x7 3.8 vs 9.6.
+# Winograd's F(2x2, 3x3) (conv_winograd.py) does 16 GEMMs of (O, C) @ (C, blocks) instead of
+# 9 taps' worth; its transforms, the kernel's redone each call, pay from this many
+# multiply-adds per GEMM on. Measured (ms, the other paths vs Winograd, 3x3 pad 1, min of 7):
+# VGG's 64 -> 64 at 224x224 59.5 vs 37.8, 128 at 112x112 35.9 vs 28.5, 256 at 56x56 34.7 vs 24.0,
+# 512 at 28x28 30.8 vs 27.4 (each 51M per GEMM); but 512 at 14x14 (13M) 9.4 vs 12.3, ResNet's
+# 64 at 56x56 and 128 at 28x28 (3.2M) 3.1 vs 3.9 and 2.6 vs 4.1, 512 at 7x7 3.7 vs 12.1.
+WINOGRAD_MIN_MACS = 1 << 24
 WIDE_MIN_IN = 16                                 # at fewer, a GEMM per tap has too little to add
 WIDE_LIMITS = ((64, 196), (128, 784))            # (output channels per group, positions) at most/least
 
@@ -72,6 +81,13 @@ def _wide(cg, kh, kw, og, sh, sw, positions):
 
 
 @njit(cache=True)
+def _winograd(cg, kh, kw, og, sh, sw, dh, dw, groups, oh_n, ow_n):
+    if kh != 3 or kw != 3 or sh != 1 or sw != 1 or dh != 1 or dw != 1 or groups != 1:
+        return False
+    return og * cg * ((oh_n + 1) // 2) * ((ow_n + 1) // 2) >= WINOGRAD_MIN_MACS
+
+
+@njit(cache=True)
 def _direct(cg, kh, kw, og, sh, sw):
     return sh == 1 and sw == 1 and cg * kh * kw * og <= DIRECT_MAX_MACS
 
@@ -98,6 +114,11 @@ def conv2d_into(x, w, out, sh, sw, pt, pb, pl, pr, dh, dw, groups):
         return
     if _direct(cg, kh, kw, og, sh, sw):
         direct_conv2d_into(xc, wc, out, pt, pb, pl, pr, dh, dw, groups)
+        return
+    # Winograd's transforms add and subtract inputs: an inf would give inf - inf = nan where the
+    # reference's sum has inf, so non-finite inputs take the other paths
+    if _winograd(cg, kh, kw, og, sh, sw, dh, dw, groups, oh_n, ow_n) and all_finite(wc) and all_finite(xc):
+        winograd_conv2d_into(xc, wc, out, pt, pl, WINOGRAD_TILE)
         return
     if _wide(cg, kh, kw, og, sh, sw, oh_n * ow_n):
         wide_conv2d_into(xc, wc, out, pt, pb, pl, pr, dh, dw, groups)
