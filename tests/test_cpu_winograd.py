@@ -62,6 +62,23 @@ def test_dispatch_sends_only_large_3x3_stride_1_convolutions():
     assert not w(128, 3, 3, 128, 1, 1, 1, 1, 2, 112, 112) and not w(256, 5, 5, 256, 1, 1, 1, 1, 1, 56, 56)
 
 
+def test_a_compiled_conv_epilogue_on_the_winograd_path_matches_the_interpreter():
+    """Through the generated step: conv2d + bias + relu fused (fuse_conv_epilogue), the
+    convolution large enough for Winograd, against the numpy interpreter."""
+    import graphc as gc
+    xv = rng.normal(size=(2, 128, 64, 64)).astype(np.float32)
+    assert ck._winograd(128, 3, 3, 128, 1, 1, 1, 1, 1, 64, 64)
+    with gc.Graph():
+        x = gc.placeholder((None, 128, 64, 64), gc.float32)
+        w = gc.constant((rng.normal(size=(128, 128, 3, 3)) / 34).astype(np.float32))
+        b = gc.constant(rng.normal(size=(1, 128, 1, 1)).astype(np.float32))
+        y = gc.relu(gc.conv2d(x, w, padding="same") + b)
+        want = gc.function([x], [y], backend="interp")(xv)
+        got = gc.function([x], [y], backend="cpu")(xv)
+    want, got = (v[0] if isinstance(v, (list, tuple)) else v for v in (want, got))
+    assert np.abs(got - want).max() <= 1e-5 * np.abs(want).max()
+
+
 def test_an_inf_input_takes_the_other_paths():
     """The transforms would turn an inf into inf - inf = nan; conv2d_into checks first."""
     x = rng.normal(size=(1, 128, 64, 64)).astype(np.float32)

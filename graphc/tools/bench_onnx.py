@@ -10,7 +10,8 @@ seconds, then BURST timed ones, then the other), so the ratio holds on a noisy m
 neither pays for the other: onnxruntime's threads keep spinning for a while after each of its
 calls (and OpenBLAS's after graphc's), and graphc's calls straight after onnxruntime's ran
 1.3-1.5x slower (ResNet-50: 173 ms interleaved call by call, 112-120 ms in bursts; a graphc
-call 2 or 10 ms after onnxruntime's 164-177 ms, 50 ms after it 122 ms). Reported: median ms per call and graphc / onnxruntime.
+call 2 or 10 ms after onnxruntime's 164-177 ms, 50 ms after it 122 ms). Reported: median ms
+per call and graphc / onnxruntime.
 Like `graphc bench`, it re-runs itself with OPENBLAS_CORETYPE and OPENBLAS_L2_SIZE unset
 (this machine forces OpenBLAS onto its AVX2 kernels with them, while onnxruntime picks its
 own AVX-512 ones) unless --keep-env is given.

@@ -164,8 +164,9 @@ def direct_conv2d_grad_input_into(g, w, out, pt, pb, pl, pr, dh, dw, groups):
 
 @njit(cache=True, fastmath={"reassoc"})
 def all_finite(a):
-    """No inf or nan in a: the wide walks multiply the junk columns by 0, which an inf or nan
-    there would turn into nan, so the callers go to im2col + GEMM for such inputs."""
+    """No inf or nan in a: the wide walks multiply the junk columns by 0, and Winograd's
+    transforms subtract inputs (conv_winograd.py), which an inf or nan would turn into nan
+    where the reference has none, so the callers take im2col + GEMM for such inputs."""
     flat = np.ascontiguousarray(a).reshape(a.size)
     acc = a.dtype.type(0)
     for p in range(flat.size):

@@ -4,9 +4,10 @@ conv_kernels.py sends here the convolutions no other path takes (strided ones, m
 channels). Each image's (C * kh * kw, OH * OW) column matrix is filled, then multiplied by
 the weights in one GEMM per group (BLAS), which writes the output in place (gemm_flat, with
 the output's leading dimension OH * OW). When the column matrix would pass TILE_FLOATS
-entries (VGG's 3x3 convolution from 64 channels at 224x224: 29M entries, 116 MB, which
-glibc hands back to the OS after every call), the output rows are cut into bands that are
-filled and multiplied one after the other, so the columns are written and read in cache.
+entries (VGG's 3x3 convolution from 64 channels at 224x224: 29M entries, 116 MB), the
+output rows are cut into bands that are filled and multiplied one after the other, so the
+columns are written and read in cache. Measured (ms, min of 6, 3x3 pad 1): 64 channels at
+224x224 in bands of 4M entries 63, of 1M 67, in one piece 132; 128 at 112x112 47 / 56 / 82.
 
 fill_cols copies each kernel tap's row segment in one loop, with the padding's zeros written
 apart; the old fill tested the bounds per entry. Measured here (ms, old vs new fill, min of
@@ -18,7 +19,7 @@ from numba import njit
 
 from .gemm import gemm_flat
 
-TILE_FLOATS = 1 << 22      # column entries per band (16 MB of float32, half this L3; see above)
+TILE_FLOATS = 1 << 22      # column entries per band (16 MB of float32, half this L3; measured above)
 
 
 @njit(cache=True)
