@@ -256,6 +256,13 @@ def test_thread_choice_keeps_two_threads_on_a_quiet_machine():
     assert used[-1] == 2 and used.count(1) / len(used) < 0.05
 
 
+def test_thread_choice_does_not_count_the_warm_up_call():
+    # the first call (fresh buffers, cold caches) takes 1.6x as long: it must not make 1 thread win
+    cost = lambda n, k: 1.6 if k == 0 else (1.3 if n == 1 else 1.0)      # noqa: E731
+    used = simulate(config.ThreadChoice((1, 2)), cost, 50)
+    assert used[:4] == [2, 2, 2, 2] and used[4:7] == [1, 1, 1] and set(used[7:]) == {2}
+
+
 def test_thread_choice_under_contention_and_back():
     # 2 threads 30x slower while busy (calls 0-2999), then quiet again
     cost = lambda n, k: (30.0 if n == 2 else 2.0) if k < 3000 else (1.0 if n == 2 else 1.3)    # noqa: E731

@@ -10,7 +10,12 @@ seconds, then BURST timed ones, then the other), so the ratio holds on a noisy m
 neither pays for the other: onnxruntime's threads keep spinning for a while after each of its
 calls (and OpenBLAS's after graphc's), and graphc's calls straight after onnxruntime's ran
 1.3-1.5x slower (ResNet-50: 173 ms interleaved call by call, 112-120 ms in bursts; a graphc
-call 2 or 10 ms after onnxruntime's 164-177 ms, 50 ms after it 122 ms). Reported: median ms
+call 2 or 10 ms after onnxruntime's 164-177 ms, 50 ms after it 122 ms). With 0.2 s of
+settling, ResNet-50's graphc calls still took 134 ms against 80-90 alone: onnxruntime's pool
+threads spin even after the session is made and before it runs, and graphc's calls were
+back to their own time only ~1 s after onnxruntime's (108, 104, 97, 80, 83 ms at 0.2 s;
+92, 92, 84, 90, 86 at 1 s); with SETTLE_S = 1 s the bench gave 90 ms, two runs.
+Reported: median ms
 per call and graphc / onnxruntime.
 Like `graphc bench`, it re-runs itself with OPENBLAS_CORETYPE and OPENBLAS_L2_SIZE unset
 (this machine forces OpenBLAS onto its AVX2 kernels with them, while onnxruntime picks its
@@ -23,7 +28,7 @@ import time
 import numpy as np
 
 BURST = 3           # timed calls per turn, after untimed calls for SETTLE_S seconds (at least one)
-SETTLE_S = 0.2      # OpenBLAS's idle threads spin ~0.1 s after a call; onnxruntime's pool spins too
+SETTLE_S = 1.0      # onnxruntime's idle threads spin for up to ~1 s (above)
 
 
 def parse_args(argv):

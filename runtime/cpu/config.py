@@ -123,11 +123,15 @@ def blas_threads_for(m, n, k, cores=2):
 
 class ThreadChoice:
     """Which of `counts` (1 or all of OpenBLAS's threads) one step runs with: the count whose
-    last TRIES calls took least (median). The other count is tried again, TRIES calls in a
-    row, once the time spent on the chosen one since the last try reaches TRIES times the
-    other's median / BUDGET: so at most ~BUDGET of the time goes to trying a count that turns
-    out slower, however much slower (2 threads under contention: 15-50x), and a change in the
-    machine's load is noticed within a few seconds (a quiet machine again: ~3 s)."""
+    last TRIES calls took least (median). First each count runs TRIES calls (all threads
+    first); the very first call is not counted, since it pays for the step's warm-up (fresh
+    buffers, cold caches: ResNet-50's first call took 133 ms, the next ones 80-90, and counted
+    against 2 threads it made 1 thread win and stay for ~10 s). After that the other count is
+    tried again, TRIES calls in a row, once the time spent on the chosen one since the last
+    try reaches TRIES times the other's median / BUDGET: so at most ~BUDGET of the time goes
+    to trying a count that turns out slower, however much slower (2 threads under
+    contention: 15-50x), and a change in the machine's load is noticed within a few seconds
+    (a quiet machine again: ~3 s)."""
     TRIES = 3
     BUDGET = 0.03
 
@@ -136,19 +140,27 @@ class ThreadChoice:
         self.recent = {c: [] for c in self.counts}
         self.best = self.counts[-1]          # as OpenBLAS would run: all its threads
         self.trying, self.left, self.spent = None, 0, 0.0
+        self.warm = False                    # has the first (warm-up) call been made?
 
     def pick(self):
         if self.left:
             return self.trying
+        for c in (self.best,) + self.counts:
+            if len(self.recent[c]) < self.TRIES:      # not yet tried TRIES times
+                self.trying, self.left = c, self.TRIES - len(self.recent[c])
+                return c
         for c in self.counts:
             if c != self.best:
                 r = self.recent[c]
-                if not r or self.spent * self.BUDGET >= self.TRIES * _median(r):
+                if self.spent * self.BUDGET >= self.TRIES * _median(r):
                     self.trying, self.left = c, self.TRIES
                     return c
         return self.best
 
     def record(self, count, seconds):
+        if not self.warm:
+            self.warm = True
+            return
         r = self.recent[count]
         r.append(seconds)
         del r[:-self.TRIES]
