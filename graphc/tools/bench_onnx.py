@@ -15,8 +15,7 @@ settling, ResNet-50's graphc calls still took 134 ms against 80-90 alone: onnxru
 threads spin even after the session is made and before it runs, and graphc's calls were
 back to their own time only ~1 s after onnxruntime's (108, 104, 97, 80, 83 ms at 0.2 s;
 92, 92, 84, 90, 86 at 1 s); with SETTLE_S = 1 s the bench gave 90 ms, two runs.
-Reported: median ms
-per call and graphc / onnxruntime.
+Reported: median ms per call and graphc / onnxruntime.
 Like `graphc bench`, it re-runs itself with OPENBLAS_CORETYPE and OPENBLAS_L2_SIZE unset
 (this machine forces OpenBLAS onto its AVX2 kernels with them, while onnxruntime picks its
 own AVX-512 ones) unless --keep-env is given.
