@@ -42,12 +42,17 @@ def wide_conv2d_into(x, w, out, pt, pb, pl, pr, dh, dw, groups):
                         taps[g, i * kw + j, q, r] = w[g * og + q, r, i, j]
     wide = np.empty((og, cols), x.dtype)
     wide_flat = wide.reshape(wide.size)
+    # the copies in and out index flat arrays with unsigned ints: a signed computed index
+    # carries Numba's negative-index test, which keeps LLVM from vectorizing the loop
+    # (conv_im2col.py); ResNet's 64 -> 64 at 56x56 took 3.7 ms with signed, 2.5 with unsigned
+    u8 = np.uint64
+    src, dst = x.reshape(x.size), out.reshape(out.size)
     for b in range(n):
         for ch in range(c):                          # the inside of the padded planes
             for y in range(h):
-                row = ch * plane + (y + pt) * wp + pl
-                for xx in range(wd):
-                    xp[row + xx] = x[b, ch, y, xx]
+                at, s0 = u8(ch * plane + (y + pt) * wp + pl), u8(((b * c + ch) * h + y) * wd)
+                for xx in range(u8(wd)):
+                    xp[at + xx] = src[s0 + xx]
         for g in range(groups):
             for i in range(kh):
                 for j in range(kw):
@@ -56,5 +61,6 @@ def wide_conv2d_into(x, w, out, pt, pb, pl, pr, dh, dw, groups):
                               wide_flat, 0, cols, cols, 0.0 if t == 0 else 1.0)
             for q in range(og):
                 for oh in range(oh_n):
-                    for ow in range(ow_n):
-                        out[b, g * og + q, oh, ow] = wide[q, oh * wp + ow]
+                    at, s0 = u8(((b * o + g * og + q) * oh_n + oh) * ow_n), u8(q * cols + oh * wp)
+                    for ow in range(u8(ow_n)):
+                        dst[at + ow] = wide_flat[s0 + ow]
