@@ -19,8 +19,10 @@ $(STAMP): pyproject.toml
 demo: $(STAMP)
 	$(PY) -m graphc demo
 
+# the tests on up to 4 processes (pytest-xdist), a file's tests in one process, so they share
+# the functions they compile; `.venv/bin/python -m pytest tests/FILE.py` runs one file alone
 test: $(STAMP)
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q -n auto --maxprocesses 4 --dist loadfile
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache .hypothesis
