@@ -50,9 +50,35 @@ def test_conv_and_pool_configs_match_interpreter(conv_fns, batch):
 def test_conv_steps_call_the_helpers(conv_fns):
     conv_fns[1](rng.normal(size=(2, 4, 6, 6)).astype(np.float32))    # its shapes decide the code
     src = conv_fns[1].source
-    for helper in ["conv2d_into", "conv2d_grad_input_into", "conv2d_grad_weight_into", "max_pool2d_into",
+    assert "conv2d_by_" in src                  # a forward convolution calls its path's helper
+    for helper in ["conv2d_grad_input_into", "conv2d_grad_weight_into", "max_pool2d_into",
                    "max_pool2d_grad_into", "avg_pool2d_into", "avg_pool2d_grad_into"]:
         assert f"{helper}(" in src, helper
+
+
+@pytest.mark.parametrize("xs, ws, stride, pads, groups, path", [
+    ((1, 8, 9, 9), (8, 1, 3, 3), (1, 1), ((1, 1), (1, 1)), 8, "depthwise"),
+    ((2, 16, 5, 5), (8, 16, 1, 1), (1, 1), ((0, 0), (0, 0)), 1, "gemm"),
+    ((1, 3, 9, 9), (8, 3, 3, 3), (1, 1), ((1, 1), (1, 1)), 1, "direct"),
+    ((1, 128, 64, 64), (128, 128, 3, 3), (1, 1), ((1, 1), (1, 1)), 1, "winograd"),
+    ((1, 32, 16, 16), (16, 32, 3, 3), (1, 1), ((1, 1), (1, 1)), 1, "wide"),
+    ((1, 32, 16, 16), (16, 32, 3, 3), (2, 2), ((1, 1), (1, 1)), 1, "im2col")])
+def test_each_path_helper_is_conv2d_into_on_its_shapes(xs, ws, stride, pads, groups, path):
+    """conv2d_helper names the path conv2d_into takes at run time (conv2d_path decides both),
+    and that helper computes what conv2d_into does, bit for bit."""
+    oh = (xs[2] + sum(pads[0]) - ws[2]) // stride[0] + 1
+    ow = (xs[3] + sum(pads[1]) - ws[3]) // stride[1] + 1
+    name = ck.conv2d_helper(xs, ws, (xs[0], ws[0], oh, ow), stride, pads, (1, 1), groups)
+    assert name == f"conv2d_by_{path}"
+    x, w = rng.normal(size=xs).astype(np.float32), rng.normal(size=ws).astype(np.float32)
+    attrs = (*stride, *pads[0], *pads[1], 1, 1, groups)
+    want, got = np.empty((xs[0], ws[0], oh, ow), np.float32), np.full((xs[0], ws[0], oh, ow), np.nan, np.float32)
+    ck.conv2d_into(x, w, want, *attrs)
+    getattr(ck, name)(x, w, got, *attrs)
+    np.testing.assert_array_equal(got, want)
+    assert ck.conv2d_helper((None,) + xs[1:], ws, (None, ws[0], oh, ow), stride, pads, (1, 1), groups) == name
+    assert ck.conv2d_helper(xs[:2] + (None, None), ws, xs[:2] + (None, None), stride, pads, (1, 1), groups) == \
+        "conv2d_into"                           # the plane's size unknown: conv2d_into picks at run time
 
 
 def test_conv_relu_maxpool_flatten_dense_training_step():

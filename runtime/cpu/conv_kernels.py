@@ -1,6 +1,8 @@
 """Fixed Numba helpers for convolution, called by the generated steps
 (lower_conv.py), like matmul_into: the sizes come from the arrays, the attrs are arguments,
-so one compiled helper serves every shape and the step's text does not depend on sizes.
+so one compiled helper serves every shape. Which path a convolution takes depends on its
+channels, kernel and plane, not on the batch size; the generated code names the path's
+helper (conv2d_by_im2col, ...) where the shapes are known, else conv2d_into, which picks.
 
 A 1x1 convolution with stride 1 and no padding needs no im2col: it is a plain GEMM over the
 channels (even where the direct loops would take it: SqueezeNet's 1x1 16 -> 64 at 55x55
@@ -92,38 +94,114 @@ def _direct(cg, kh, kw, og, sh, sw):
     return sh == 1 and sw == 1 and cg * kh * kw * og <= DIRECT_MAX_MACS
 
 
+# The forward paths, in the order conv2d_path tries them. Each has a helper of conv2d_into's
+# own signature, which the generated kernels call by name when the shapes are known as they
+# are lowered (lower_conv.py): a Numba function links the code of every function it calls
+# into its own and compiles it again, and conv2d_into reaches all six paths (a kernel calling
+# it compiled in 5.4 s, one calling conv2d_by_im2col in 0.5 s, the helpers already cached).
+DEPTHWISE, POINTWISE, DIRECT, WINOGRAD, WIDE, IM2COL = range(6)
+PATH_HELPERS = ("conv2d_by_depthwise", "conv2d_by_gemm", "conv2d_by_direct", "conv2d_by_winograd",
+                "conv2d_by_wide", "conv2d_by_im2col")
+
+
+@njit(cache=True)
+def conv2d_path(c, o, cg, kh, kw, sh, sw, pt, pb, pl, pr, dh, dw, groups, oh_n, ow_n, winograd):
+    """Which path computes this convolution: input channels c, output o, cg per group, kernel
+    (kh, kw), stride, pads, dilation, groups, output (oh_n, ow_n); Winograd only if `winograd`
+    (conv2d_by_winograd asks again without it for inputs that are not all finite)."""
+    og = o // groups
+    if cg == 1 and groups == c:                 # depthwise (channel multiplier og): conv_depthwise.py
+        return DEPTHWISE
+    if _pointwise(kh, kw, sh, sw, pt, pb, pl, pr):   # before _direct: a GEMM beats direct 1x1 loops
+        return POINTWISE
+    if _direct(cg, kh, kw, og, sh, sw):
+        return DIRECT
+    if winograd and _winograd(cg, kh, kw, og, sh, sw, dh, dw, groups, oh_n, ow_n):
+        return WINOGRAD
+    if _wide(cg, kh, kw, og, sh, sw, oh_n * ow_n):
+        return WIDE
+    return IM2COL
+
+
 @njit(cache=True)
 def conv2d_into(x, w, out, sh, sw, pt, pb, pl, pr, dh, dw, groups):
     """out (N, O, OH, OW) = conv2d(x (N, C, H, W), w (O, C // groups, kh, kw)) with stride
-    (sh, sw), padding (pt, pb, pl, pr), dilation (dh, dw)."""
+    (sh, sw), padding (pt, pb, pl, pr), dilation (dh, dw); by the path conv2d_path picks."""
+    o, cg, kh, kw = w.shape
+    path = conv2d_path(x.shape[1], o, cg, kh, kw, sh, sw, pt, pb, pl, pr, dh, dw, groups,
+                       out.shape[2], out.shape[3], True)
+    if path == DEPTHWISE:
+        conv2d_by_depthwise(x, w, out, sh, sw, pt, pb, pl, pr, dh, dw, groups)
+    elif path == POINTWISE:
+        conv2d_by_gemm(x, w, out, sh, sw, pt, pb, pl, pr, dh, dw, groups)
+    elif path == DIRECT:
+        conv2d_by_direct(x, w, out, sh, sw, pt, pb, pl, pr, dh, dw, groups)
+    elif path == WINOGRAD:
+        conv2d_by_winograd(x, w, out, sh, sw, pt, pb, pl, pr, dh, dw, groups)
+    elif path == WIDE:
+        conv2d_by_wide(x, w, out, sh, sw, pt, pb, pl, pr, dh, dw, groups)
+    else:
+        conv2d_by_im2col(x, w, out, sh, sw, pt, pb, pl, pr, dh, dw, groups)
+
+
+@njit(cache=True)
+def conv2d_by_depthwise(x, w, out, sh, sw, pt, pb, pl, pr, dh, dw, groups):
+    depthwise_conv2d_into(np.ascontiguousarray(x), np.ascontiguousarray(w), out, sh, sw, pt, pb, pl, pr, dh, dw)
+
+
+@njit(cache=True)
+def conv2d_by_gemm(x, w, out, sh, sw, pt, pb, pl, pr, dh, dw, groups):
+    """A 1x1 kernel, stride 1, no padding: per image and group one GEMM over the channels."""
     xc, wc = np.ascontiguousarray(x), np.ascontiguousarray(w)
-    n, c = xc.shape[0], xc.shape[1]
-    o, cg, kh, kw = wc.shape
-    oh_n, ow_n = out.shape[2], out.shape[3]
-    og, k = o // groups, cg * kh * kw
-    w3 = wc.reshape((groups, og, k))
-    out4 = out.reshape((n, groups, og, oh_n * ow_n))
-    if cg == 1 and groups == c:                 # depthwise (channel multiplier og): conv_depthwise.py
-        depthwise_conv2d_into(xc, wc, out, sh, sw, pt, pb, pl, pr, dh, dw)
-        return
-    if _pointwise(kh, kw, sh, sw, pt, pb, pl, pr):   # before _direct: a GEMM beats direct 1x1 loops
-        x4 = xc.reshape((n, groups, cg, oh_n * ow_n))
-        for b in range(n):
-            for g in range(groups):
-                matmul_into(w3[g], x4[b, g], out4[b, g])
-        return
-    if _direct(cg, kh, kw, og, sh, sw):
-        direct_conv2d_into(xc, wc, out, pt, pb, pl, pr, dh, dw, groups)
-        return
-    # Winograd's transforms add and subtract inputs: an inf would give inf - inf = nan where the
-    # reference's sum has inf, so non-finite inputs take the other paths
-    if _winograd(cg, kh, kw, og, sh, sw, dh, dw, groups, oh_n, ow_n) and all_finite(wc) and all_finite(xc):
+    n, o, cg = xc.shape[0], wc.shape[0], wc.shape[1]
+    og, m = o // groups, out.shape[2] * out.shape[3]
+    w3 = wc.reshape((groups, og, cg))
+    x4, out4 = xc.reshape((n, groups, cg, m)), out.reshape((n, groups, og, m))
+    for b in range(n):
+        for g in range(groups):
+            matmul_into(w3[g], x4[b, g], out4[b, g])
+
+
+@njit(cache=True)
+def conv2d_by_direct(x, w, out, sh, sw, pt, pb, pl, pr, dh, dw, groups):
+    direct_conv2d_into(np.ascontiguousarray(x), np.ascontiguousarray(w), out, pt, pb, pl, pr, dh, dw, groups)
+
+
+@njit(cache=True)
+def conv2d_by_winograd(x, w, out, sh, sw, pt, pb, pl, pr, dh, dw, groups):
+    """Winograd's transforms add and subtract inputs: an inf would give inf - inf = nan where
+    the reference's sum has inf, so inputs that are not all finite take the path after it."""
+    xc, wc = np.ascontiguousarray(x), np.ascontiguousarray(w)
+    if all_finite(wc) and all_finite(xc):
         winograd_conv2d_into(xc, wc, out, pt, pl, WINOGRAD_TILE)
-        return
-    if _wide(cg, kh, kw, og, sh, sw, oh_n * ow_n):
+    elif conv2d_path(xc.shape[1], wc.shape[0], wc.shape[1], 3, 3, sh, sw, pt, pb, pl, pr, dh, dw, groups,
+                     out.shape[2], out.shape[3], False) == WIDE:
         wide_conv2d_into(xc, wc, out, pt, pb, pl, pr, dh, dw, groups)
-        return
-    im2col_conv2d_into(xc, wc, out, sh, sw, pt, pl, dh, dw, groups, TILE_FLOATS)
+    else:
+        im2col_conv2d_into(xc, wc, out, sh, sw, pt, pl, dh, dw, groups, TILE_FLOATS)
+
+
+@njit(cache=True)
+def conv2d_by_wide(x, w, out, sh, sw, pt, pb, pl, pr, dh, dw, groups):
+    wide_conv2d_into(np.ascontiguousarray(x), np.ascontiguousarray(w), out, pt, pb, pl, pr, dh, dw, groups)
+
+
+@njit(cache=True)
+def conv2d_by_im2col(x, w, out, sh, sw, pt, pb, pl, pr, dh, dw, groups):
+    im2col_conv2d_into(np.ascontiguousarray(x), np.ascontiguousarray(w), out, sh, sw, pt, pl, dh, dw,
+                       groups, TILE_FLOATS)
+
+
+def conv2d_helper(x_shape, w_shape, out_shape, stride, padding, dilation, groups):
+    """The name of the helper a generated kernel calls for this convolution: its path's when
+    the shapes are all known, else conv2d_into (which picks at run time)."""
+    if any(d is None for d in tuple(x_shape[1:]) + tuple(w_shape) + tuple(out_shape[2:])):
+        return "conv2d_into"
+    (pt, pb), (pl, pr) = padding
+    o, cg, kh, kw = (int(d) for d in w_shape)
+    path = conv2d_path(int(x_shape[1]), o, cg, kh, kw, *(int(v) for v in stride), int(pt), int(pb), int(pl),
+                       int(pr), *(int(v) for v in dilation), int(groups), int(out_shape[2]), int(out_shape[3]), True)
+    return PATH_HELPERS[path]
 
 
 @njit(cache=True)

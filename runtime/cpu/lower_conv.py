@@ -2,18 +2,21 @@
 of conv_kernels.py (imported through fastmath, like matmul_into) with the destination and
 the attrs as literals:
 
-    conv2d_into(x, var_W, buf_3, 2, 2, 1, 1, 1, 1, 1, 1, 1)   # stride, pads (t b l r), dilation, groups
+    conv2d_by_im2col(x, var_W, buf_3, 2, 2, 1, 1, 1, 1, 1, 1, 1)   # stride, pads (t b l r), dilation, groups
 
-The helpers read every size off their arguments, so the line is the same for every batch size.
+The helpers read every size off their arguments, so the line is the same for every batch size;
+a forward convolution names its path's helper (conv_kernels.conv2d_helper), which depends on
+the channels, the kernel and the plane.
 
 A convolution fused with its elementwise epilogue (passes/epilogue.py) is one kernel: per
-image, conv2d_into writes that image's convolution into a scratch `acc`, and the epilogue's
+image, the helper writes that image's convolution into a scratch `acc`, and the epilogue's
 loop reads it there at once, while it is in cache (the whole convolution output is never
 stored; W5's conv + bias + relu + relu mask read it back from memory apart).
 """
 from graphc.core.region import Param
 from graphc.runtime.memory import kshape
 
+from .conv_kernels import conv2d_helper
 from .emit import CONTRACT, lowers, ops_name
 from .loops import Body, output_dests
 
@@ -35,9 +38,18 @@ def _conv_consts(a):
 CONV_NOTES = ["stride", None, "pad top", "bottom", "left", "right", "dilation", None, "groups"]
 
 
+def _conv_helper(x, w, out_type, attrs, ctx):
+    """The conv2d helper for these shapes: its path's (conv_kernels.py), so that the kernel
+    calling it does not also compile the five other paths."""
+    a = attrs
+    return conv2d_helper(ctx.types[x].shape, ctx.types[w].shape, out_type.shape, a["stride"], a["padding"],
+                         a["dilation"], a["groups"])
+
+
 @lowers("conv2d", "conv2d_grad_input", "conv2d_grad_weight")
 def _conv(n, ctx):
-    return _call(n, ctx, _conv_consts(n.attrs), CONV_NOTES)
+    helper = _conv_helper(n.inputs[0], n.inputs[1], ctx.types[n], n.attrs, ctx) if n.op.name == "conv2d" else None
+    return _call(n, ctx, _conv_consts(n.attrs), CONV_NOTES, helper)
 
 
 @lowers("fused_producer")
@@ -63,8 +75,9 @@ def _conv_epilogue(n, ctx):
         lines += [f"    o{k} = out{k}.reshape((n0, n1, m))" for k in range(len(outs))]
         loop = ["        for i1 in range(n1):", "            for p in range(m):"]
         idx, pad, acc, outs_at = ["i0", "i1", "p"], " " * 16, "accf[i1, p]", "o{}[i0, i1, p]"
+    helper = _conv_helper(n.inputs[0], n.inputs[1], b.inner_types[0], conv.kwargs, ctx)
     lines += ["    for i0 in range(n0):",
-              f"        conv2d_into(a0[i0:i0 + 1], a1, acc, {', '.join(_conv_consts(conv.kwargs))})"] + loop
+              f"        {helper}(a0[i0:i0 + 1], a1, acc, {', '.join(_conv_consts(conv.kwargs))})"] + loop
     lines += b.lines(tuple(domain), idx, pad, given={0: acc}, loads=loads)
     lines += [pad + outs_at.format(k) + f" = v{j}" for k, j in enumerate(outs)]
     lines = b.opening() + lines + b.closing()
@@ -114,9 +127,9 @@ def _plane_loads(b, ctx, domain):
     return views, loads
 
 
-def _call(n, ctx, consts, const_notes):
+def _call(n, ctx, consts, const_notes, helper=None):
     dest = ctx.dest(n)
     args = [ctx.value(x) for x in n.inputs] + [dest] + consts
     notes = [x.name for x in n.inputs] + [f"-> {n.name}"] + const_notes
-    ctx.mod.call(HELPERS[n.op.name], args, notes)
+    ctx.mod.call(helper or HELPERS[n.op.name], args, notes)
     return dest
