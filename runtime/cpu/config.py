@@ -22,16 +22,31 @@ def configure_once():
     global _done
     if not _done:
         configure_numba()
+        start_threads()
         _done = True
+
+
+def start_threads():
+    """Start Numba's threading layer now. A compiled function loaded from Numba's cache that
+    calls a parallel one (conv_blocked.py's _tiles) links to the layer's functions
+    (allocate_sched, ...), which exist only once it is started: "LLVM ERROR: Symbol not found:
+    allocate_sched", or a segfault, otherwise."""
+    from numba.np.ufunc import parallel
+    parallel._launch_threads()
 
 
 def configure_numba():
     """Choices made before Numba compiles anything, unless the user made them (env vars).
 
-    - Threading: Numba's OpenMP layer with OMP_WAIT_POLICY=PASSIVE. Its workers spin when
-      idle by default, which starves OpenBLAS's threads on a small machine (DESIGN.md
-      section 7); passive, they sleep. Measured with `graphc bench`: W1 3.0 ms and W2 3.2 ms
-      against 3.7 and 7.3 ms with the workqueue layer, the fallback when OpenMP is missing.
+    - Threading: Numba's OpenMP layer, its idle workers spinning for GOMP_SPINCOUNT = 100000
+      turns (~0.1 ms) before they sleep. libgomp's default (300000 turns, ~1 ms) starves
+      OpenBLAS's threads on a small machine (DESIGN.md section 7); OMP_WAIT_POLICY=PASSIVE
+      (no spinning, used before) made each parallel loop wait 30-130 us for its sleeping
+      workers, which the blocked convolutions (conv_blocked.py, one parallel loop each) paid
+      53 times per ResNet-50 call: 47.9 ms against 34.3 with 100000 turns (48.3 with 10^6).
+      `graphc bench W1 W2 W3`: 1.29 / 2.06 / 1.09 ms passive, 1.24 / 1.90 / 1.05 bounded. The
+      workqueue layer is the fallback when OpenMP is missing (W1 3.7, W2 7.3 ms against 3.0
+      and 3.2 with OpenMP, measured before).
     - Vector width: LLVM prefers 256-bit vectors even where AVX-512 exists; the float32
       math of the generated kernels runs faster in 512-bit registers (exp over 4M floats:
       1.8 ms vs 2.3 ms here). GRAPHC_AVX512=0 keeps LLVM's default.
@@ -39,7 +54,8 @@ def configure_numba():
     this runs when graphc.runtime is first imported, before any kernel is compiled.
     """
     if "NUMBA_THREADING_LAYER" not in os.environ:
-        os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")     # read when libgomp loads
+        if "OMP_WAIT_POLICY" not in os.environ:                 # read when libgomp loads
+            os.environ.setdefault("GOMP_SPINCOUNT", "100000")
         os.environ["NUMBA_THREADING_LAYER"] = "omp" if _has_openmp() else "workqueue"
     if "NUMBA_CPU_FEATURES" not in os.environ and os.environ.get("GRAPHC_AVX512", "1") != "0":
         try:

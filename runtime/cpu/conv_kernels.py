@@ -20,6 +20,7 @@ accumulated over the batch (beta = 1). The scratch is allocated per call
 import numpy as np
 from numba import njit
 
+from .conv_blocked import blocked_conv2d_into
 from .conv_depthwise import depthwise_conv2d_into
 from .conv_direct import (all_finite, direct_conv2d_grad_input_into, direct_conv2d_grad_weight_into,
                           direct_conv2d_into)
@@ -99,19 +100,31 @@ def _direct(cg, kh, kw, og, sh, sw):
 # are lowered (lower_conv.py): a Numba function links the code of every function it calls
 # into its own and compiles it again, and conv2d_into reaches all six paths (a kernel calling
 # it compiled in 5.4 s, one calling conv2d_by_im2col in 0.5 s, the helpers already cached).
-DEPTHWISE, POINTWISE, DIRECT, WINOGRAD, WIDE, IM2COL = range(6)
-PATH_HELPERS = ("conv2d_by_depthwise", "conv2d_by_gemm", "conv2d_by_direct", "conv2d_by_winograd",
-                "conv2d_by_wide", "conv2d_by_im2col")
+DEPTHWISE, POINTWISE, DIRECT, BLOCKED, WINOGRAD, WIDE, IM2COL = range(7)
+PATH_HELPERS = ("conv2d_by_depthwise", "conv2d_by_gemm", "conv2d_by_direct", "conv2d_by_blocked",
+                "conv2d_by_winograd", "conv2d_by_wide", "conv2d_by_im2col")
+# The register-blocked kernel (conv_blocked.py) takes every ungrouped float32 convolution
+# whose weight is a constant (the lowering packs it once: packing 512 x 512 x 3 x 3 each call
+# took 2-4 ms, more than the convolution), except the tiny ones the direct loops take.
+# Measured (ms, 2 threads, the other paths vs blocked, min of 20): 64 -> 64 3x3 at 56x56 1.73
+# vs 0.91, 128 at 28x28 1.28 vs 0.69, 256 at 14x14 0.92 vs 0.68, 512 at 7x7 1.13 vs 0.78,
+# DenseNet's 128 -> 32 at 56x56 1.32 vs 0.86, VGG's 64 -> 64 at 224x224 21.6 vs 13.1, ResNet's
+# stem 3 -> 64 7x7 stride 2 1.29 vs 0.74; 1x1 ones 0.31-0.37 vs 0.29-0.38, but 1x1 stride 2
+# 0.61 vs 0.98 (its stride phases are all copied, one is read). It keeps BLAS, and so BLAS's
+# threads, out of CNN steps (DESIGN.md section 7).
 
 
 @njit(cache=True)
-def conv2d_path(c, o, cg, kh, kw, sh, sw, pt, pb, pl, pr, dh, dw, groups, oh_n, ow_n, winograd):
+def conv2d_path(c, o, cg, kh, kw, sh, sw, pt, pb, pl, pr, dh, dw, groups, oh_n, ow_n, winograd, blocked=False):
     """Which path computes this convolution: input channels c, output o, cg per group, kernel
     (kh, kw), stride, pads, dilation, groups, output (oh_n, ow_n); Winograd only if `winograd`
-    (conv2d_by_winograd asks again without it for inputs that are not all finite)."""
+    (conv2d_by_winograd asks again without it for inputs that are not all finite); the
+    blocked kernel only if `blocked` (a float32 constant weight, which the lowering packs)."""
     og = o // groups
     if cg == 1 and groups == c:                 # depthwise (channel multiplier og): conv_depthwise.py
         return DEPTHWISE
+    if blocked and groups == 1 and not _direct(cg, kh, kw, og, sh, sw):
+        return BLOCKED
     if _pointwise(kh, kw, sh, sw, pt, pb, pl, pr):   # before _direct: a GEMM beats direct 1x1 loops
         return POINTWISE
     if _direct(cg, kh, kw, og, sh, sw):
@@ -168,6 +181,12 @@ def conv2d_by_direct(x, w, out, sh, sw, pt, pb, pl, pr, dh, dw, groups):
 
 
 @njit(cache=True)
+def conv2d_by_blocked(x, wpk, out, sh, sw, pt, pb, pl, pr, dh, dw, groups):
+    """The register-blocked kernel (conv_blocked.py); wpk: the weight as pack_weights packs it."""
+    blocked_conv2d_into(np.ascontiguousarray(x), wpk, out, sh, sw, pt, pb, pl, pr, dh, dw)
+
+
+@njit(cache=True)
 def conv2d_by_winograd(x, w, out, sh, sw, pt, pb, pl, pr, dh, dw, groups):
     """Winograd's transforms add and subtract inputs: an inf would give inf - inf = nan where
     the reference's sum has inf, so inputs that are not all finite take the path after it."""
@@ -192,15 +211,17 @@ def conv2d_by_im2col(x, w, out, sh, sw, pt, pb, pl, pr, dh, dw, groups):
                        groups, TILE_FLOATS)
 
 
-def conv2d_helper(x_shape, w_shape, out_shape, stride, padding, dilation, groups):
+def conv2d_helper(x_shape, w_shape, out_shape, stride, padding, dilation, groups, blocked=False):
     """The name of the helper a generated kernel calls for this convolution: its path's when
-    the shapes are all known, else conv2d_into (which picks at run time)."""
+    the shapes are all known, else conv2d_into (which picks at run time, never the blocked
+    kernel). blocked: the weight is a float32 constant the caller can pack."""
     if any(d is None for d in tuple(x_shape[1:]) + tuple(w_shape) + tuple(out_shape[2:])):
         return "conv2d_into"
     (pt, pb), (pl, pr) = padding
     o, cg, kh, kw = (int(d) for d in w_shape)
     path = conv2d_path(int(x_shape[1]), o, cg, kh, kw, *(int(v) for v in stride), int(pt), int(pb), int(pl),
-                       int(pr), *(int(v) for v in dilation), int(groups), int(out_shape[2]), int(out_shape[3]), True)
+                       int(pr), *(int(v) for v in dilation), int(groups), int(out_shape[2]), int(out_shape[3]), True,
+                       blocked)
     return PATH_HELPERS[path]
 
 

@@ -16,6 +16,7 @@ stored; W5's conv + bias + relu + relu mask read it back from memory apart).
 from graphc.core.region import Param
 from graphc.runtime.memory import kshape
 
+from .conv_blocked import pack_weights
 from .conv_kernels import conv2d_helper
 from .emit import CONTRACT, lowers, ops_name
 from .loops import Body, output_dests
@@ -39,17 +40,29 @@ CONV_NOTES = ["stride", None, "pad top", "bottom", "left", "right", "dilation", 
 
 
 def _conv_helper(x, w, out_type, attrs, ctx):
-    """The conv2d helper for these shapes: its path's (conv_kernels.py), so that the kernel
-    calling it does not also compile the five other paths."""
+    """(the conv2d helper for these shapes, the weight argument it takes): its path's helper
+    (conv_kernels.py), so that the kernel calling it does not also compile the other paths;
+    for the register-blocked one, the weight packed once, here, as a constant of the step."""
     a = attrs
-    return conv2d_helper(ctx.types[x].shape, ctx.types[w].shape, out_type.shape, a["stride"], a["padding"],
-                         a["dilation"], a["groups"])
+    packable = (w.op.name == "constant" and not ctx.plan.inlined(w) and ctx.types[w].dtype == "float32"
+                and ctx.types[x].dtype == "float32")
+    helper = conv2d_helper(ctx.types[x].shape, ctx.types[w].shape, out_type.shape, a["stride"], a["padding"],
+                           a["dilation"], a["groups"], packable)
+    if helper != "conv2d_by_blocked":
+        return helper, None
+    done = ctx.__dict__.setdefault("packed_weights", {})      # a weight two convolutions share: once
+    if w not in done:
+        done[w] = ctx.param(f"{ctx.value(w)}_packed", "const", pack_weights(w.attrs["value"]),
+                            f"{w.name}, packed for conv2d_by_blocked (conv_blocked.py)")
+    return helper, done[w]
 
 
 @lowers("conv2d", "conv2d_grad_input", "conv2d_grad_weight")
 def _conv(n, ctx):
-    helper = _conv_helper(n.inputs[0], n.inputs[1], ctx.types[n], n.attrs, ctx) if n.op.name == "conv2d" else None
-    return _call(n, ctx, _conv_consts(n.attrs), CONV_NOTES, helper)
+    if n.op.name != "conv2d":
+        return _call(n, ctx, _conv_consts(n.attrs), CONV_NOTES)
+    helper, packed = _conv_helper(n.inputs[0], n.inputs[1], ctx.types[n], n.attrs, ctx)
+    return _call(n, ctx, _conv_consts(n.attrs), CONV_NOTES, helper, packed)
 
 
 @lowers("fused_producer")
@@ -75,15 +88,19 @@ def _conv_epilogue(n, ctx):
         lines += [f"    o{k} = out{k}.reshape((n0, n1, m))" for k in range(len(outs))]
         loop = ["        for i1 in range(n1):", "            for p in range(m):"]
         idx, pad, acc, outs_at = ["i0", "i1", "p"], " " * 16, "accf[i1, p]", "o{}[i0, i1, p]"
-    helper = _conv_helper(n.inputs[0], n.inputs[1], b.inner_types[0], conv.kwargs, ctx)
+    x, w = (n.inputs[p.index] for p in conv.operands[:2])
+    helper, packed = _conv_helper(x, w, b.inner_types[0], conv.kwargs, ctx)
     lines += ["    for i0 in range(n0):",
-              f"        {helper}(a0[i0:i0 + 1], a1, acc, {', '.join(_conv_consts(conv.kwargs))})"] + loop
+              f"        {helper}(a0[i0:i0 + 1], {'w_packed' if packed else 'a1'}, acc, "
+              f"{', '.join(_conv_consts(conv.kwargs))})"] + loop
     lines += b.lines(tuple(domain), idx, pad, given={0: acc}, loads=loads)
     lines += [pad + outs_at.format(k) + f" = v{j}" for k, j in enumerate(outs)]
     lines = b.opening() + lines + b.closing()
-    name = ctx.mod.kernel(f"conv2d_{ops_name(steps[1:])}", b.params + [f"out{k}" for k in range(len(outs))],
+    extra, notes = (["w_packed"], [f"{w.name}, packed"]) if packed else ([], [])
+    name = ctx.mod.kernel(f"conv2d_{ops_name(steps[1:])}", b.params + extra + [f"out{k}" for k in range(len(outs))],
                           lines, fastmath=CONTRACT)
-    ctx.mod.call(name, b.arg_exprs + dests, [x.name for x in b.arg_nodes] + [f"-> {u.name}" for u in users])
+    ctx.mod.call(name, b.arg_exprs + ([packed] if packed else []) + dests,
+                 [x.name for x in b.arg_nodes] + notes + [f"-> {u.name}" for u in users])
     return dests[0]
 
 
@@ -127,9 +144,11 @@ def _plane_loads(b, ctx, domain):
     return views, loads
 
 
-def _call(n, ctx, consts, const_notes, helper=None):
+def _call(n, ctx, consts, const_notes, helper=None, packed=None):
     dest = ctx.dest(n)
     args = [ctx.value(x) for x in n.inputs] + [dest] + consts
     notes = [x.name for x in n.inputs] + [f"-> {n.name}"] + const_notes
+    if packed:                      # the weight as the blocked kernel reads it, packed once
+        args[1], notes[1] = packed, f"{n.inputs[1].name}, packed"
     ctx.mod.call(helper or HELPERS[n.op.name], args, notes)
     return dest

@@ -1,0 +1,123 @@
+"""The register-blocked convolution (runtime/cpu/conv_blocked.py) against ops/conv.py's
+reference: hand-picked shapes that reach each of its cases (stride phases, dilation,
+asymmetric pads, the 1x1 kernel read in place, outputs with and without junk columns, output
+channels not a multiple of the 14 a tile holds, positions not a multiple of the 32 it holds,
+a batch), random ones (hypothesis), infs and nans; and the lowering: a float32 constant
+weight is packed once and the step calls conv2d_by_blocked, anything else keeps the old paths."""
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import graphc as gc
+from graphc.ops.conv import conv2d_ref, conv_out
+from graphc.runtime.cpu import conv_blocked as cb
+from graphc.runtime.cpu import conv_kernels as ck
+from graphc.runtime.cpu.config import configure_once
+
+configure_once()        # as a CPU function does before it compiles: the helpers need Numba's threads
+rng = np.random.default_rng(0)
+
+CASES = [  # (x shape, w shape, stride, ((t, b), (l, r)), dilation)
+    ((1, 16, 12, 12), (32, 16, 3, 3), (1, 1), ((1, 1), (1, 1)), (1, 1)),      # wide, junk columns
+    ((2, 5, 9, 7), (15, 5, 3, 3), (1, 1), ((1, 1), (1, 1)), (1, 1)),          # a batch, 15 = 14 + 1 outputs
+    ((1, 8, 6, 6), (13, 8, 1, 1), (1, 1), ((0, 0), (0, 0)), (1, 1)),          # 1x1 read in place, 36 positions
+    ((1, 3, 23, 23), (16, 3, 7, 7), (2, 2), ((3, 3), (3, 3)), (1, 1)),        # a stem: 7x7, stride 2
+    ((1, 6, 11, 10), (9, 6, 3, 2), (2, 3), ((1, 0), (0, 2)), (1, 1)),         # unequal strides, asymmetric
+    ((1, 4, 13, 12), (7, 4, 3, 3), (1, 1), ((2, 1), (0, 2)), (2, 3)),         # dilated
+    ((1, 4, 14, 13), (5, 4, 3, 3), (3, 2), ((1, 1), (2, 0)), (2, 1)),         # strided and dilated
+    ((1, 10, 8, 8), (20, 10, 1, 1), (2, 2), ((0, 0), (0, 0)), (1, 1)),        # 1x1, stride 2
+    ((1, 2, 4, 33), (3, 2, 1, 3), (1, 1), ((0, 0), (1, 1)), (1, 1)),          # one wide row of 35
+]
+
+
+def run_blocked(x, w, stride, pads, dilation):
+    (pt, pb), (pl, pr) = pads
+    oh, ow = (conv_out(s, k, st_, d, p) for s, k, st_, d, p in zip(x.shape[2:], w.shape[2:], stride, dilation, pads))
+    out = np.full((x.shape[0], w.shape[0], oh, ow), np.nan, np.float32)     # every entry must be written
+    cb.blocked_conv2d_into(x, cb.pack_weights(w), out, *stride, pt, pb, pl, pr, *dilation)
+    return out
+
+
+def reference(x, w, stride, pads, dilation):
+    return conv2d_ref(x, w, stride=stride, padding=pads, dilation=dilation, groups=1)
+
+
+@pytest.mark.parametrize("xs, ws, stride, pads, dilation", CASES)
+def test_blocked_matches_the_reference(xs, ws, stride, pads, dilation):
+    x, w = rng.normal(size=xs).astype(np.float32), rng.normal(size=ws).astype(np.float32)
+    want = reference(x, w, stride, pads, dilation)
+    np.testing.assert_allclose(run_blocked(x, w, stride, pads, dilation), want, rtol=1e-5, atol=1e-5)
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.data())
+def test_blocked_matches_the_reference_on_random_shapes(data):
+    ints = lambda lo, hi: data.draw(st.integers(lo, hi))       # noqa: E731
+    n, c, o = ints(1, 2), ints(1, 20), ints(1, 30)
+    kh, kw, sh, sw, dh, dw = ints(1, 4), ints(1, 4), ints(1, 3), ints(1, 3), ints(1, 2), ints(1, 2)
+    pads = ((ints(0, 2), ints(0, 2)), (ints(0, 2), ints(0, 2)))
+    h = ints(max(1, (kh - 1) * dh + 1 - sum(pads[0])), 12)
+    wd = ints(max(1, (kw - 1) * dw + 1 - sum(pads[1])), 12)
+    x = rng.normal(size=(n, c, h, wd)).astype(np.float32)
+    w = rng.normal(size=(o, c, kh, kw)).astype(np.float32)
+    want = reference(x, w, (sh, sw), pads, (dh, dw))
+    np.testing.assert_allclose(run_blocked(x, w, (sh, sw), pads, (dh, dw)), want, rtol=1e-5, atol=1e-5)
+
+
+def test_blocked_keeps_the_references_infs_and_nans():
+    x = rng.normal(size=(1, 5, 9, 8)).astype(np.float32)
+    w = rng.normal(size=(6, 5, 3, 3)).astype(np.float32)
+    x[0, 1, 2, 3], x[0, 3, 7, 0], w[2, 4, 1, 1] = np.inf, np.nan, -np.inf
+    args = ((1, 1), ((1, 1), (1, 1)), (1, 1))
+    got, want = run_blocked(x, w, *args), reference(x, w, *args)
+    np.testing.assert_array_equal(np.isnan(got), np.isnan(want))
+    np.testing.assert_array_equal(np.isinf(got), np.isinf(want))
+    finite = np.isfinite(want)
+    np.testing.assert_allclose(got[finite], want[finite], rtol=1e-5, atol=1e-5)
+
+
+def test_pack_weights_puts_each_weight_where_the_micro_kernel_reads_it():
+    w = rng.normal(size=(17, 3, 2, 2)).astype(np.float32)
+    p = cb.pack_weights(w)
+    assert p.shape == (2, 2, 2, 3, cb.MR) and p.dtype == np.float32
+    assert p[1, 1, 0, 2, 2] == w[cb.MR + 2, 2, 1, 0] and p[0, 0, 1, 1, 5] == w[5, 1, 0, 1]
+    assert not p[1, :, :, :, 17 - cb.MR:].any()           # the missing output channels are zeros
+
+
+def test_the_path_is_blocked_only_for_a_packable_weight():
+    shapes = ((1, 16, 8, 8), (32, 16, 3, 3), (1, 32, 8, 8), (1, 1), ((1, 1), (1, 1)), (1, 1), 1)
+    assert ck.conv2d_helper(*shapes, blocked=True) == "conv2d_by_blocked"
+    assert ck.conv2d_helper(*shapes) != "conv2d_by_blocked"
+    grouped = ((1, 16, 8, 8), (32, 8, 3, 3), (1, 32, 8, 8), (1, 1), ((1, 1), (1, 1)), (1, 1), 2)
+    assert ck.conv2d_helper(*grouped, blocked=True) != "conv2d_by_blocked"
+
+
+@pytest.fixture(scope="module")
+def nets():
+    """conv + bias + relu (fused epilogue) and a plain strided conv, weights constant or variable."""
+    w1 = rng.normal(size=(20, 9, 3, 3)).astype(np.float32) * 0.3    # past the direct loops' size
+    w2 = rng.normal(size=(9, 20, 1, 1)).astype(np.float32) * 0.3
+    b = rng.normal(size=(1, 20, 1, 1)).astype(np.float32)
+    fns = {}
+    for kind in ("constant", "variable"):
+        with gc.Graph():
+            x = gc.placeholder((None, 9, 10, 9), gc.float32, name="x")
+            make = gc.constant if kind == "constant" else gc.variable
+            h = gc.relu(gc.conv2d(x, make(w1), padding="same") + gc.constant(b))
+            y = gc.conv2d(h, make(w2), stride=2)
+            fns[kind] = (gc.function([x], [h, y], backend="cpu"), gc.function([x], [h, y], backend="interp"))
+    return fns
+
+
+@pytest.mark.parametrize("kind", ["constant", "variable"])
+def test_a_network_with_blocked_convolutions_matches_the_interpreter(nets, kind):
+    cpu, interp = nets[kind]
+    for batch in (1, 3):
+        x = rng.normal(size=(batch, 9, 10, 9)).astype(np.float32)
+        for u, v in zip(cpu(x), interp(x)):
+            np.testing.assert_allclose(u, v, rtol=2e-5, atol=2e-5)
+    calls = cpu.source.count("conv2d_by_blocked(")
+    assert calls == (2 if kind == "constant" else 0)     # a variable's weight would be packed every call
+    signature = next(line for line in cpu.source.split("\n") if line.startswith("def step("))
+    assert signature.count("_packed") == calls           # the packed constants the step is given
