@@ -18,7 +18,7 @@ from graphc.runtime.cpu.config import configure_once
 configure_once()        # as a CPU function does before it compiles: the helpers need Numba's threads
 rng = np.random.default_rng(0)
 
-CASES = [  # (x shape, w shape, stride, ((t, b), (l, r)), dilation)
+CASES = [  # (x shape, w shape, stride, ((t, b), (l, r)), dilation[, groups])
     ((1, 16, 12, 12), (32, 16, 3, 3), (1, 1), ((1, 1), (1, 1)), (1, 1)),      # wide, junk columns
     ((2, 5, 9, 7), (15, 5, 3, 3), (1, 1), ((1, 1), (1, 1)), (1, 1)),          # a batch, 15 = 14 + 1 outputs
     ((1, 8, 6, 6), (13, 8, 1, 1), (1, 1), ((0, 0), (0, 0)), (1, 1)),          # 1x1 read in place, 36 positions
@@ -28,41 +28,46 @@ CASES = [  # (x shape, w shape, stride, ((t, b), (l, r)), dilation)
     ((1, 4, 14, 13), (5, 4, 3, 3), (3, 2), ((1, 1), (2, 0)), (2, 1)),         # strided and dilated
     ((1, 10, 8, 8), (20, 10, 1, 1), (2, 2), ((0, 0), (0, 0)), (1, 1)),        # 1x1, stride 2
     ((1, 2, 4, 33), (3, 2, 1, 3), (1, 1), ((0, 0), (1, 1)), (1, 1)),          # one wide row of 35
+    ((2, 12, 7, 7), (30, 4, 3, 3), (1, 1), ((1, 1), (1, 1)), (1, 1), 3),      # 3 groups of 10 outputs
+    ((1, 8, 9, 9), (16, 2, 1, 1), (2, 2), ((0, 0), (0, 0)), (1, 1), 4),       # grouped 1x1, stride 2
+    ((1, 6, 11, 11), (4, 3, 5, 5), (4, 4), ((2, 2), (2, 2)), (1, 1), 2),      # AlexNet-like: groups, stride 4
 ]
 
 
-def run_blocked(x, w, stride, pads, dilation):
+def run_blocked(x, w, stride, pads, dilation, groups=1):
     (pt, pb), (pl, pr) = pads
     oh, ow = (conv_out(s, k, st_, d, p) for s, k, st_, d, p in zip(x.shape[2:], w.shape[2:], stride, dilation, pads))
     out = np.full((x.shape[0], w.shape[0], oh, ow), np.nan, np.float32)     # every entry must be written
-    cb.blocked_conv2d_into(x, cb.pack_weights(w), out, *stride, pt, pb, pl, pr, *dilation)
+    cb.blocked_conv2d_into(x, cb.pack_weights(w, groups), out, *stride, pt, pb, pl, pr, *dilation)
     return out
 
 
-def reference(x, w, stride, pads, dilation):
-    return conv2d_ref(x, w, stride=stride, padding=pads, dilation=dilation, groups=1)
+def reference(x, w, stride, pads, dilation, groups=1):
+    return conv2d_ref(x, w, stride=stride, padding=pads, dilation=dilation, groups=groups)
 
 
-@pytest.mark.parametrize("xs, ws, stride, pads, dilation", CASES)
-def test_blocked_matches_the_reference(xs, ws, stride, pads, dilation):
+@pytest.mark.parametrize("case", CASES)
+def test_blocked_matches_the_reference(case):
+    xs, ws, *attrs = case
     x, w = rng.normal(size=xs).astype(np.float32), rng.normal(size=ws).astype(np.float32)
-    want = reference(x, w, stride, pads, dilation)
-    np.testing.assert_allclose(run_blocked(x, w, stride, pads, dilation), want, rtol=1e-5, atol=1e-5)
+    want = reference(x, w, *attrs)
+    np.testing.assert_allclose(run_blocked(x, w, *attrs), want, rtol=1e-5, atol=1e-5)
 
 
 @settings(max_examples=40, deadline=None)
 @given(st.data())
 def test_blocked_matches_the_reference_on_random_shapes(data):
     ints = lambda lo, hi: data.draw(st.integers(lo, hi))       # noqa: E731
-    n, c, o = ints(1, 2), ints(1, 20), ints(1, 30)
+    groups = ints(1, 3)
+    n, c, o = ints(1, 2), groups * ints(1, 8), groups * ints(1, 12)
     kh, kw, sh, sw, dh, dw = ints(1, 4), ints(1, 4), ints(1, 3), ints(1, 3), ints(1, 2), ints(1, 2)
     pads = ((ints(0, 2), ints(0, 2)), (ints(0, 2), ints(0, 2)))
     h = ints(max(1, (kh - 1) * dh + 1 - sum(pads[0])), 12)
     wd = ints(max(1, (kw - 1) * dw + 1 - sum(pads[1])), 12)
     x = rng.normal(size=(n, c, h, wd)).astype(np.float32)
-    w = rng.normal(size=(o, c, kh, kw)).astype(np.float32)
-    want = reference(x, w, (sh, sw), pads, (dh, dw))
-    np.testing.assert_allclose(run_blocked(x, w, (sh, sw), pads, (dh, dw)), want, rtol=1e-5, atol=1e-5)
+    w = rng.normal(size=(o, c // groups, kh, kw)).astype(np.float32)
+    want = reference(x, w, (sh, sw), pads, (dh, dw), groups)
+    np.testing.assert_allclose(run_blocked(x, w, (sh, sw), pads, (dh, dw), groups), want, rtol=1e-5, atol=1e-5)
 
 
 def test_blocked_keeps_the_references_infs_and_nans():
@@ -80,17 +85,21 @@ def test_blocked_keeps_the_references_infs_and_nans():
 def test_pack_weights_puts_each_weight_where_the_micro_kernel_reads_it():
     w = rng.normal(size=(17, 3, 2, 2)).astype(np.float32)
     p = cb.pack_weights(w)
-    assert p.shape == (2, 2, 2, 3, cb.MR) and p.dtype == np.float32
-    assert p[1, 1, 0, 2, 2] == w[cb.MR + 2, 2, 1, 0] and p[0, 0, 1, 1, 5] == w[5, 1, 0, 1]
-    assert not p[1, :, :, :, 17 - cb.MR:].any()           # the missing output channels are zeros
+    assert p.shape == (1, 2, 2, 2, 3, cb.MR) and p.dtype == np.float32
+    assert p[0, 1, 1, 0, 2, 2] == w[cb.MR + 2, 2, 1, 0] and p[0, 0, 0, 1, 1, 5] == w[5, 1, 0, 1]
+    assert not p[0, 1, :, :, :, 17 - cb.MR:].any()        # the missing output channels are zeros
+    g = cb.pack_weights(w[:16], groups=2)                 # 2 groups of 8 outputs: one tile each
+    assert g.shape == (2, 1, 2, 2, 3, cb.MR) and g[1, 0, 0, 1, 2, 3] == w[8 + 3, 2, 0, 1]
 
 
 def test_the_path_is_blocked_only_for_a_packable_weight():
     shapes = ((1, 16, 8, 8), (32, 16, 3, 3), (1, 32, 8, 8), (1, 1), ((1, 1), (1, 1)), (1, 1), 1)
     assert ck.conv2d_helper(*shapes, blocked=True) == "conv2d_by_blocked"
     assert ck.conv2d_helper(*shapes) != "conv2d_by_blocked"
-    grouped = ((1, 16, 8, 8), (32, 8, 3, 3), (1, 32, 8, 8), (1, 1), ((1, 1), (1, 1)), (1, 1), 2)
-    assert ck.conv2d_helper(*grouped, blocked=True) != "conv2d_by_blocked"
+    grouped = ((1, 32, 8, 8), (32, 16, 3, 3), (1, 32, 8, 8), (1, 1), ((1, 1), (1, 1)), (1, 1), 2)
+    assert ck.conv2d_helper(*grouped, blocked=True) == "conv2d_by_blocked"
+    depthwise = ((1, 16, 8, 8), (16, 1, 3, 3), (1, 16, 8, 8), (1, 1), ((1, 1), (1, 1)), (1, 1), 16)
+    assert ck.conv2d_helper(*depthwise, blocked=True) == "conv2d_by_depthwise"
 
 
 @pytest.fixture(scope="module")

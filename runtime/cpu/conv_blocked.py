@@ -118,15 +118,17 @@ def _tile(typingctx, x, w, offs, n_c, cstride, x0, w0, n_valid, m_valid, out, o0
     return sig, codegen
 
 
-def pack_weights(w):
-    """w (O, C, kh, kw) -> (ceil(O / MR), kh, kw, C, MR) float32: each tile's weights in the
-    order the micro-kernel reads them, the last tile's missing output channels zero. Made once
-    per compiled step for a constant weight (lower_conv.py)."""
+def pack_weights(w, groups=1):
+    """w (O, C / groups, kh, kw) -> (groups, ceil(O / groups / MR), kh, kw, C / groups, MR)
+    float32: each group's tiles of weights in the order the micro-kernel reads them, a last
+    tile's missing output channels zero. Made once per compiled step for a constant weight
+    (lower_conv.py)."""
     o, c, kh, kw = w.shape
-    ob = (o + MR - 1) // MR
-    padded = np.zeros((ob * MR, c, kh, kw), np.float32)
-    padded[:o] = w
-    return np.ascontiguousarray(padded.reshape(ob, MR, c, kh, kw).transpose(0, 3, 4, 2, 1))
+    og = o // groups
+    ob = (og + MR - 1) // MR
+    padded = np.zeros((groups, ob * MR, c, kh, kw), np.float32)
+    padded[:, :og] = w.reshape(groups, og, c, kh, kw)
+    return np.ascontiguousarray(padded.reshape(groups, ob, MR, c, kh, kw).transpose(0, 1, 4, 5, 3, 2))
 
 
 @njit(cache=True)
@@ -156,8 +158,9 @@ def _phases(x, sh, sw, pt, pl, hq, wq, slack):
 
 
 @njit(cache=True, parallel=True)
-def _tiles(xp, wflat, offs, c, plane, n_pos, o, wide, o_pitch):
-    """wide[q, v] for v < n_pos: output channel q at wide position v (stride 1)."""
+def _tiles(xp, x_base, wflat, w_base, offs, c, plane, n_pos, o, wide, o_base, o_pitch):
+    """wide[o_base + q * o_pitch + v] for q < o, v < n_pos: output channel q at wide position v,
+    from the c channels of xp from x_base and the weights of wflat from w_base."""
     ob = (o + MR - 1) // MR
     strips = (n_pos + NV * V - 1) // (NV * V)
     chunks = max(1, min(strips, (JOBS + ob - 1) // ob))
@@ -167,40 +170,61 @@ def _tiles(xp, wflat, offs, c, plane, n_pos, o, wide, o_pitch):
         g, k = job // chunks, job % chunks
         for s in range(k * per, min(strips, (k + 1) * per)):
             v0 = s * NV * V
-            _tile(xp, wflat, offs, c, plane, v0, g * taps * c * MR, min(NV * V, n_pos - v0), min(MR, o - g * MR),
-                  wide, g * MR * o_pitch + v0, o_pitch)
+            _tile(xp, wflat, offs, c, plane, x_base + v0, w_base + g * taps * c * MR, min(NV * V, n_pos - v0),
+                  min(MR, o - g * MR), wide, o_base + g * MR * o_pitch + v0, o_pitch)
 
 
 @njit(cache=True)
 def blocked_conv2d_into(x, wpk, out, sh, sw, pt, pb, pl, pr, dh, dw):
-    """out (N, O, OH, OW) = conv2d(x (N, C, H, W), w), w packed by pack_weights. Output
-    position v = oh * wq + ow ("wide", as in conv_wide.py, at the pitch wq of a stride phase)
-    reads, for tap (i, j), phase ((i * dh) % sh, (j * dw) % sw) of each channel at
+    """out (N, O, OH, OW) = conv2d(x (N, C, H, W), w), w packed by pack_weights (its groups).
+    Output position v = oh * wq + ow ("wide", as in conv_wide.py, at the pitch wq of a stride
+    phase) reads, for tap (i, j), phase ((i * dh) % sh, (j * dw) % sw) of each channel at
     v + ((i * dh) // sh) * wq + (j * dw) // sw; the columns ow >= OW are junk, not kept."""
     n, c, h, wd = x.shape
     o, oh_n, ow_n = out.shape[1], out.shape[2], out.shape[3]
-    kh, kw = wpk.shape[1], wpk.shape[2]
-    hq, wq = (h + pt + pb + sh - 1) // sh, (wd + pl + pr + sw - 1) // sw
+    groups, kh, kw, cg = wpk.shape[0], wpk.shape[2], wpk.shape[3], wpk.shape[4]
+    og = o // groups
+    pointwise = kh == 1 and kw == 1 and pt == 0 and pb == 0 and pl == 0 and pr == 0
+    if pointwise:                    # a 1x1 kernel reads x as it is, or every (sh, sw)-th of it
+        sh_, sw_, hq, wq = 1, 1, oh_n, ow_n
+    else:
+        sh_, sw_, hq, wq = sh, sw, (h + pt + pb + sh - 1) // sh, (wd + pl + pr + sw - 1) // sw
     offs = np.empty(kh * kw, np.int64)
     for i in range(kh):
         for j in range(kw):
-            phase = ((i * dh) % sh) * sw + (j * dw) % sw
-            offs[i * kw + j] = phase * hq * wq + ((i * dh) // sh) * wq + (j * dw) // sw
+            phase = ((i * dh) % sh_) * sw_ + (j * dw) % sw_
+            offs[i * kw + j] = phase * hq * wq + ((i * dh) // sh_) * wq + (j * dw) // sw_
     wflat, oflat = wpk.reshape(wpk.size), out.reshape(out.size)
-    plane, n_pos = sh * sw * hq * wq, oh_n * wq
+    plane, n_pos = sh_ * sw_ * hq * wq, oh_n * wq
+    w_group = wpk.size // groups
     direct = wq == ow_n                              # no columns of junk: write out in place
     wide = oflat if direct else np.empty(o * n_pos, x.dtype)
-    as_is = kh == 1 and kw == 1 and sh == 1 and sw == 1 and pt == 0 and pb == 0 and pl == 0 and pr == 0
     for b in range(n):
-        if as_is:           # a 1x1 kernel reads x as it is (the micro-kernel masks the last positions)
+        if pointwise and sh == 1 and sw == 1:        # (the micro-kernel masks the last positions)
             xp = x[b].reshape(c * h * wd)
+        elif pointwise:
+            xp = _subsampled(x[b], sh, sw, oh_n, ow_n)
         else:
             xp = _phases(x[b], sh, sw, pt, pl, hq, wq, ((kw - 1) * dw) // sw + 1)   # junk columns read past the end
-        if direct:
-            _tiles(xp, wflat, offs, c, plane, n_pos, o, oflat[b * o * n_pos:(b + 1) * o * n_pos], n_pos)
-        else:
-            _tiles(xp, wflat, offs, c, plane, n_pos, o, wide, n_pos)
+        base = b * o * n_pos if direct else 0
+        for gi in range(groups):
+            _tiles(xp, gi * cg * plane, wflat, gi * w_group, offs, cg, plane, n_pos, og, wide,
+                   base + gi * og * n_pos, n_pos)
+        if not direct:
             _unwide(wide, oflat, b, o, oh_n, ow_n, wq)
+
+
+@njit(cache=True)
+def _subsampled(x, sh, sw, oh_n, ow_n):
+    """x[:, ::sh, ::sw] (the first oh_n x ow_n of it), flat."""
+    c = x.shape[0]
+    xs = np.empty(c * oh_n * ow_n, x.dtype)
+    for ch in range(c):
+        for y in range(oh_n):
+            at = (ch * oh_n + y) * ow_n
+            for xx in range(ow_n):
+                xs[at + xx] = x[ch, y * sh, xx * sw]
+    return xs
 
 
 @njit(cache=True)

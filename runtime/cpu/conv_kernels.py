@@ -103,15 +103,14 @@ def _direct(cg, kh, kw, og, sh, sw):
 DEPTHWISE, POINTWISE, DIRECT, BLOCKED, WINOGRAD, WIDE, IM2COL = range(7)
 PATH_HELPERS = ("conv2d_by_depthwise", "conv2d_by_gemm", "conv2d_by_direct", "conv2d_by_blocked",
                 "conv2d_by_winograd", "conv2d_by_wide", "conv2d_by_im2col")
-# The register-blocked kernel (conv_blocked.py) takes every ungrouped float32 convolution
-# whose weight is a constant (the lowering packs it once: packing 512 x 512 x 3 x 3 each call
+# The register-blocked kernel (conv_blocked.py) takes every float32 convolution but the
+# depthwise ones whose weight is a constant (the lowering packs it once: packing 512 x 512 x 3 x 3 each call
 # took 2-4 ms, more than the convolution), except the tiny ones the direct loops take.
 # Measured (ms, 2 threads, the other paths vs blocked, min of 20): 64 -> 64 3x3 at 56x56 1.73
 # vs 0.91, 128 at 28x28 1.28 vs 0.69, 256 at 14x14 0.92 vs 0.68, 512 at 7x7 1.13 vs 0.78,
 # DenseNet's 128 -> 32 at 56x56 1.32 vs 0.86, VGG's 64 -> 64 at 224x224 21.6 vs 13.1, ResNet's
-# stem 3 -> 64 7x7 stride 2 1.29 vs 0.74; 1x1 ones 0.31-0.37 vs 0.29-0.38, but 1x1 stride 2
-# 0.61 vs 0.98 (its stride phases are all copied, one is read). It keeps BLAS, and so BLAS's
-# threads, out of CNN steps (DESIGN.md section 7).
+# stem 3 -> 64 7x7 stride 2 1.29 vs 0.74; 1x1 ones 0.31-0.37 vs 0.29-0.38. It keeps BLAS, and
+# so BLAS's threads, out of CNN steps (DESIGN.md section 7).
 
 
 @njit(cache=True)
@@ -123,7 +122,7 @@ def conv2d_path(c, o, cg, kh, kw, sh, sw, pt, pb, pl, pr, dh, dw, groups, oh_n, 
     og = o // groups
     if cg == 1 and groups == c:                 # depthwise (channel multiplier og): conv_depthwise.py
         return DEPTHWISE
-    if blocked and groups == 1 and not _direct(cg, kh, kw, og, sh, sw):
+    if blocked and not _direct(cg, kh, kw, og, sh, sw):
         return BLOCKED
     if _pointwise(kh, kw, sh, sw, pt, pb, pl, pr):   # before _direct: a GEMM beats direct 1x1 loops
         return POINTWISE

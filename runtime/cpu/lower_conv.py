@@ -51,10 +51,11 @@ def _conv_helper(x, w, out_type, attrs, ctx):
     if helper != "conv2d_by_blocked":
         return helper, None
     done = ctx.__dict__.setdefault("packed_weights", {})      # a weight two convolutions share: once
-    if w not in done:
-        done[w] = ctx.param(f"{ctx.value(w)}_packed", "const", pack_weights(w.attrs["value"]),
-                            f"{w.name}, packed for conv2d_by_blocked (conv_blocked.py)")
-    return helper, done[w]
+    key = (w, a["groups"])
+    if key not in done:
+        done[key] = ctx.param(f"{ctx.value(w)}_packed", "const", pack_weights(w.attrs["value"], a["groups"]),
+                              f"{w.name}, packed for conv2d_by_blocked (conv_blocked.py)")
+    return helper, done[key]
 
 
 @lowers("conv2d", "conv2d_grad_input", "conv2d_grad_weight")
