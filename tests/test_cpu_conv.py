@@ -129,16 +129,22 @@ def test_max_pool_ties_nans_and_padding_match_the_interpreter():
 
 def test_a_step_calling_blas_through_a_conv_or_a_scan_body_gets_no_parallel_loops():
     """Numba's threads and OpenBLAS's fight over the cores (an LSTM step: 1.7 s a call with
-    parallel loops, 13-38 ms without): a conv, or a scan whose body has a matmul, counts as BLAS."""
+    parallel loops, 13-38 ms without): a conv, or a scan whose body has a matmul, counts as BLAS;
+    but not a conv the blocked kernel takes (a constant float32 weight, a known plane)."""
     with gc.Graph():
         x = gc.placeholder((2, 1, 5, 5), gc.float32)
-        conv = gc.function([x], [gc.conv2d(x, gc.constant(np.ones((2, 1, 3, 3), np.float32)))], backend="cpu")
+        conv = gc.function([x], [gc.conv2d(x, gc.variable(np.ones((2, 1, 3, 3), np.float32)))], backend="cpu")
+        blocked = gc.function([x], [gc.relu(gc.conv2d(x, gc.constant(np.ones((2, 1, 3, 3), np.float32))))],
+                              backend="cpu")
+        unknown = gc.placeholder((2, 1, None, 5), gc.float32)
+        any_plane = gc.function([unknown], [gc.conv2d(unknown, gc.constant(np.ones((2, 1, 3, 3), np.float32)))],
+                                backend="cpu")
         xs = gc.placeholder((4, 2, 3), gc.float32)
         U = gc.constant(np.ones((3, 3), np.float32))
         (h, _) = gc.scan(lambda h, x_t: (gc.tanh(h @ U + x_t), None), gc.constant(np.zeros((2, 3), np.float32)), xs)
         rnn = gc.function([xs], [h], backend="cpu")
         plain = gc.function([xs], [gc.tanh(xs) * 2.0], backend="cpu")
-    assert not conv.parallel and not rnn.parallel and plain.parallel
+    assert not conv.parallel and not rnn.parallel and not any_plane.parallel and plain.parallel and blocked.parallel
 
 
 # ---------------------------------------------------------------- the helpers' paths, directly

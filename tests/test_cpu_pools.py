@@ -136,3 +136,25 @@ def test_strided_views_and_an_empty_batch():
     pk.max_pool2d_into(empty, out, *_max_args(attrs))
     pk.avg_pool2d_into(empty, out, *_avg_args(attrs, False))
     pk.avg_pool2d_grad_into(out, empty, *_avg_args(attrs, False))
+
+
+@pytest.mark.parametrize("config", CONFIGS[::3])
+def test_the_parallel_pools_are_the_serial_ones_plane_by_plane(config):
+    """pool_parallel.py (the steps without BLAS) runs the serial kernels on each plane's view."""
+    from graphc.runtime.cpu import pool_parallel as pp
+    from graphc.runtime.cpu.config import configure_once
+    configure_once()                  # Numba's threading layer, as a CPU function starts it
+    hw, attrs = _attrs(config, MaxPool2D)
+    x = _data((2, 3) + hw, np.float32)
+    shape = pool_shape("max_pool2d", x.shape, **attrs)
+    want, got = np.empty(shape, np.float32), np.empty(shape, np.float32)
+    pk.max_pool2d_into(x, want, *_max_args(attrs))
+    pp.max_pool2d_parallel_into(x, got, *_max_args(attrs))
+    np.testing.assert_array_equal(got, want)
+    hw, attrs = _attrs(config, AvgPool2D)
+    shape = pool_shape("avg_pool2d", x.shape, **attrs)
+    want, got = np.empty(shape, np.float32), np.empty(shape, np.float32)
+    for include_pad in (0, 1):
+        pk.avg_pool2d_into(x, want, *_avg_args(attrs, include_pad))
+        pp.avg_pool2d_parallel_into(x, got, *_avg_args(attrs, include_pad))
+        np.testing.assert_array_equal(got, want)

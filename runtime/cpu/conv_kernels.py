@@ -104,13 +104,15 @@ DEPTHWISE, POINTWISE, DIRECT, BLOCKED, WINOGRAD, WIDE, IM2COL = range(7)
 PATH_HELPERS = ("conv2d_by_depthwise", "conv2d_by_gemm", "conv2d_by_direct", "conv2d_by_blocked",
                 "conv2d_by_winograd", "conv2d_by_wide", "conv2d_by_im2col")
 # The register-blocked kernel (conv_blocked.py) takes every float32 convolution but the
-# depthwise ones whose weight is a constant (the lowering packs it once: packing 512 x 512 x 3 x 3 each call
-# took 2-4 ms, more than the convolution), except the tiny ones the direct loops take.
-# Measured (ms, 2 threads, the other paths vs blocked, min of 20): 64 -> 64 3x3 at 56x56 1.73
-# vs 0.91, 128 at 28x28 1.28 vs 0.69, 256 at 14x14 0.92 vs 0.68, 512 at 7x7 1.13 vs 0.78,
-# DenseNet's 128 -> 32 at 56x56 1.32 vs 0.86, VGG's 64 -> 64 at 224x224 21.6 vs 13.1, ResNet's
-# stem 3 -> 64 7x7 stride 2 1.29 vs 0.74; 1x1 ones 0.31-0.37 vs 0.29-0.38. It keeps BLAS, and
-# so BLAS's threads, out of CNN steps (DESIGN.md section 7).
+# depthwise ones, when its weight is a constant: the lowering packs it once (packing
+# 512 x 512 x 3 x 3 took 2-4 ms, more than the convolution). Measured (ms, 2 threads, the
+# other paths vs blocked, min of 20): 64 -> 64 3x3 at 56x56 1.73 vs 0.91, 128 at 28x28 1.28
+# vs 0.69, 256 at 14x14 0.92 vs 0.68, 512 at 7x7 1.13 vs 0.78, DenseNet's 128 -> 32 at 56x56
+# 1.32 vs 0.86, VGG's 64 -> 64 at 224x224 21.6 vs 13.1, ResNet's stem 3 -> 64 7x7 stride 2
+# 1.29 vs 0.74, 1x1 ones 0.31-0.37 vs 0.29-0.38; small ones too (us, GEMM / direct loops vs
+# blocked): SqueezeNet's 1x1 96 -> 16 at 54x54 82 / 267 vs 70, 16 -> 64 41 / 261 vs 26, 3x3
+# 8 -> 16 at 28x28 42 / 44 vs 19; only 64 -> 16 at 13x13 lost, 3 / 19 vs 5. It also keeps
+# BLAS, and so BLAS's threads, out of CNN steps (DESIGN.md section 7).
 
 
 @njit(cache=True)
@@ -122,7 +124,7 @@ def conv2d_path(c, o, cg, kh, kw, sh, sw, pt, pb, pl, pr, dh, dw, groups, oh_n, 
     og = o // groups
     if cg == 1 and groups == c:                 # depthwise (channel multiplier og): conv_depthwise.py
         return DEPTHWISE
-    if blocked and not _direct(cg, kh, kw, og, sh, sw):
+    if blocked:
         return BLOCKED
     if _pointwise(kh, kw, sh, sw, pt, pb, pl, pr):   # before _direct: a GEMM beats direct 1x1 loops
         return POINTWISE

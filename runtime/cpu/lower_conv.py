@@ -110,7 +110,7 @@ def _max_pool(n, ctx):
     a = n.attrs
     (pt, _), (pl, _) = a["padding"]    # the far padding and ceil_mode only set the output's size
     return _call(n, ctx, _ints(*a["kernel"], *a["stride"], pt, pl),
-                 ["kernel", None, "stride", None, "pad top", "left"])
+                 ["kernel", None, "stride", None, "pad top", "left"], _parallel_pool(n, ctx))
 
 
 @lowers("avg_pool2d", "avg_pool2d_grad")
@@ -119,7 +119,14 @@ def _avg_pool(n, ctx):
     (pt, pb), (pl, pr) = a["padding"]
     consts = _ints(*a["kernel"], *a["stride"], pt, pb, pl, pr) + [str(a["count_include_pad"])]
     return _call(n, ctx, consts, ["kernel", None, "stride", None, "pad top", "bottom", "left", "right",
-                                  "count_include_pad"])
+                                  "count_include_pad"], _parallel_pool(n, ctx))
+
+
+def _parallel_pool(n, ctx):
+    """The forward pool on Numba's threads (pool_parallel.py) in a step that runs no BLAS."""
+    if ctx.mod.parallel and n.op.name in ("max_pool2d", "avg_pool2d"):
+        return f"{n.op.name}_parallel_into"
+    return None
 
 
 def _plane_loads(b, ctx, domain):

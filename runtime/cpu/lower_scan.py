@@ -274,10 +274,26 @@ def calls_blas(n):
     """Does node n call BLAS: a matmul or convolution, or a scan whose body (or a scan inside
     it) holds one? A step holding such a node should not run parallel loops (DESIGN.md
     section 7: Numba's threads and OpenBLAS's fight over the cores; an LSTM step took 1.7 s a
-    call with parallel loops against 13-38 ms without), runtime/cpu/function.py decides."""
-    if n.op.name in ("scan", "fused"):          # a fused group may start from a convolution
+    call with parallel loops against 13-38 ms without), runtime/cpu/function.py decides.
+    A forward convolution the blocked kernel will take (conv_blocked.py) calls none."""
+    if n.op.name == "fused" and n.attrs["region"].steps[0].op.name == "conv2d":   # conv + epilogue
+        steps = n.attrs["region"].steps
+        x, w = (n.inputs[p.index] for p in steps[0].operands[:2])
+        return not blocked_conv(x, w) or any(s.op.name in BLAS_OPS for s in steps[1:])
+    if n.op.name in ("scan", "fused"):
         return _region_calls_blas(n.attrs["region"])
+    if n.op.name == "conv2d":
+        return not blocked_conv(n.inputs[0], n.inputs[1])
     return n.op.name in BLAS_OPS
+
+
+def blocked_conv(x, w):
+    """Will the lowering give conv2d(x, w) the blocked kernel (or, depthwise, conv_depthwise.py's
+    loops: no BLAS either), whatever the batch size: a float32 constant weight (more than one
+    value: a single one is written as a literal), a float32 input whose channels and plane
+    are known (conv_kernels.conv2d_helper)?"""
+    return (w.op.name == "constant" and w.attrs["value"].size > 1 and w.dtype == "float32"
+            and x.dtype == "float32" and all(d is not None for d in x.type.shape[1:]))
 
 
 def _region_calls_blas(region):
