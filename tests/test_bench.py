@@ -190,18 +190,27 @@ def test_gemm_sizes_of_w3_and_which_steps_choose(monkeypatch):
 
 
 def test_gemm_sizes_count_convolutions_also_fused_with_their_epilogue(monkeypatch):
-    """A CNN step's GEMMs are its convolutions: (output channels per group, positions, C/g*kh*kw)."""
+    """A CNN step's GEMMs are its convolutions: (output channels per group, positions, C/g*kh*kw),
+    but not those the blocked kernel takes (constant float32 weights: no GEMM, no BLAS)."""
     import graphc as gc
     monkeypatch.setattr(config, "_numba_blas", [FakeBlas(2)])
+    for make, sizes in ((gc.variable, [(16, 28 * 28, 64), (32, 56 * 56, 288)]), (gc.constant, [])):
+        with gc.Graph():
+            x = gc.placeholder((1, 64, 56, 56), name="x")
+            w = make(np.ones((64, 32, 3, 3), np.float32))
+            y = gc.relu(gc.conv2d(x, w, padding=1, groups=2))         # fused with its relu
+            z = gc.conv2d(y, make(np.ones((16, 64, 1, 1), np.float32)), stride=2)
+            f = gc.function([x], [z, y], backend="cpu")
+        types = f._specialize({x: np.zeros((1, 64, 56, 56), np.float32)})
+        assert sorted(config.gemm_sizes(f.nodes, types)) == sizes
+        assert f.parallel == (not sizes)
     with gc.Graph():
         x = gc.placeholder((1, 64, 56, 56), name="x")
-        w = gc.constant(np.ones((64, 32, 3, 3), np.float32))
-        y = gc.relu(gc.conv2d(x, w, padding=1, groups=2))         # fused with its relu
-        z = gc.conv2d(y, gc.constant(np.ones((16, 64, 1, 1), np.float32)), stride=2)
-        f = gc.function([x], [z, y], backend="cpu")
+        w = gc.variable(np.ones((64, 32, 3, 3), np.float32))
+        f = gc.function([x], [gc.relu(gc.conv2d(x, w, padding=1, groups=2))], backend="cpu")
     types = f._specialize({x: np.zeros((1, 64, 56, 56), np.float32)})
-    assert sorted(config.gemm_sizes(f.nodes, types)) == [(16, 28 * 28, 64), (32, 56 * 56, 288)]
     assert config.blas_step(lambda *a: None, f.nodes, types).choice.counts == (1, 2)
+    assert config.blas_step(lambda *a: None, f.nodes, types, parallel=True).choice.count == 1
 
 
 def test_step_runs_with_the_chosen_count_and_sets_it_back(monkeypatch):

@@ -145,6 +145,14 @@ def test_a_step_calling_blas_through_a_conv_or_a_scan_body_gets_no_parallel_loop
         rnn = gc.function([xs], [h], backend="cpu")
         plain = gc.function([xs], [gc.tanh(xs) * 2.0], backend="cpu")
     assert not conv.parallel and not rnn.parallel and not any_plane.parallel and plain.parallel and blocked.parallel
+    with gc.Graph():                  # a classifier at batch 1 (a GEMV) may share the step; a GEMM may not
+        x = gc.placeholder((1, 2, 5, 5), gc.float32)
+        h = gc.reshape(gc.relu(gc.conv2d(x, gc.constant(np.ones((2, 2, 3, 3), np.float32)))), (1, 18))
+        gemv = gc.function([x], [h @ gc.constant(np.ones((18, 4), np.float32))], backend="cpu")
+        xb = gc.placeholder((None, 2, 5, 5), gc.float32)
+        hb = gc.reshape(gc.relu(gc.conv2d(xb, gc.constant(np.ones((2, 2, 3, 3), np.float32)))), (-1, 18))
+        gemm = gc.function([xb], [hb @ gc.constant(np.ones((18, 4), np.float32))], backend="cpu")
+    assert gemv.parallel and not gemm.parallel
 
 
 # ---------------------------------------------------------------- the helpers' paths, directly
@@ -281,3 +289,19 @@ def test_max_pool_forward_and_select_paths_match_the_reference(hw, kernel, strid
     np.testing.assert_array_equal(pooled, MaxPool2D().ref(x, **attrs))
     pk.max_pool2d_select_into(x, G, pooled, kh, kw, sh, sw, pt, pl)
     np.testing.assert_array_equal(pooled, MaxPool2DSelect().ref(x, G, **attrs))
+
+
+def test_the_parallel_depthwise_convolution_is_the_serial_one():
+    """parallel_planes.py runs conv_depthwise.py's kernel per input channel (steps without BLAS)."""
+    from graphc.runtime.cpu.config import configure_once
+    from graphc.runtime.cpu.parallel_planes import conv2d_by_depthwise_parallel
+    configure_once()
+    x = rng.normal(size=(2, 3, 9, 8)).astype(np.float32)
+    w = rng.normal(size=(6, 1, 3, 3)).astype(np.float32)        # channel multiplier 2
+    for attrs in [(1, 1, 1, 1, 1, 1, 1, 1, 3), (2, 1, 1, 0, 0, 2, 1, 2, 3)]:
+        oh, ow = (conv_out(s, 3, st, d, p) for s, st, d, p in
+                  zip((9, 8), attrs[:2], attrs[6:8], ((attrs[2], attrs[3]), (attrs[4], attrs[5]))))
+        want, got = np.empty((2, 6, oh, ow), np.float32), np.empty((2, 6, oh, ow), np.float32)
+        ck.conv2d_by_depthwise(x, w, want, *attrs)
+        conv2d_by_depthwise_parallel(x, w, got, *attrs)
+        np.testing.assert_array_equal(got, want)

@@ -140,8 +140,8 @@ def test_strided_views_and_an_empty_batch():
 
 @pytest.mark.parametrize("config", CONFIGS[::3])
 def test_the_parallel_pools_are_the_serial_ones_plane_by_plane(config):
-    """pool_parallel.py (the steps without BLAS) runs the serial kernels on each plane's view."""
-    from graphc.runtime.cpu import pool_parallel as pp
+    """parallel_planes.py (the steps without BLAS) runs the serial kernels on each plane's view."""
+    from graphc.runtime.cpu import parallel_planes as pp
     from graphc.runtime.cpu.config import configure_once
     configure_once()                  # Numba's threading layer, as a CPU function starts it
     hw, attrs = _attrs(config, MaxPool2D)

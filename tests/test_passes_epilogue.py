@@ -120,9 +120,9 @@ def test_the_cpu_kernel_runs_the_epilogue_per_image():
         fn = gc.function([x], outs[:1], backend="cpu")
     fn(arr(2, 3, 7, 7))
     src = fn.source
-    # 3 -> 4 channels, 3x3: few multiply-adds per output, the direct loops' path (conv_kernels.py)
-    assert "conv2d_by_direct(a0[i0:i0 + 1], a1, acc," in src and "fused[conv2d, add, relu]" in src
-    assert "conv2d_by_direct(in0" not in src   # no convolution of the whole batch is stored apart
+    # 3 -> 4 channels, 3x3, a constant weight: the blocked kernel (conv_kernels.py), weight packed
+    assert "conv2d_by_blocked(a0[i0:i0 + 1], w_packed, acc," in src and "fused[conv2d, add, relu]" in src
+    assert "conv2d_by_blocked(in0" not in src  # no convolution of the whole batch is stored apart
 
 
 def test_the_profile_counts_a_fused_convolutions_multiply_adds():

@@ -115,7 +115,11 @@ def gemm_sizes(nodes, types):
 
 def _conv_gemm(node, types):
     """(m, n, k) of a forward convolution's GEMM (output channels of a group, output positions,
-    multiply-adds per output), or None for other nodes."""
+    multiply-adds per output), or None for other nodes and for the convolutions that the
+    blocked kernel takes (no GEMM: lower_scan.calls_blas)."""
+    from .lower_scan import calls_blas
+    if node.op.name in ("conv2d", "fused") and not calls_blas(node):
+        return None
     if node.op.name == "conv2d":
         attrs, x, w, out = node.attrs, node.inputs[0], node.inputs[1], types[node]
     elif node.op.name == "fused" and node.attrs.get("reduce") is None and node.attrs["region"].steps[0].op.name == "conv2d":
@@ -232,10 +236,12 @@ def numba_blas():
     return _numba_blas[0]
 
 
-def blas_step(step, nodes, types):
+def blas_step(step, nodes, types, parallel=False):
     """`step` itself when OpenBLAS would run each of its GEMMs on one thread anyway (all
     below SPLIT_MNK); else `step` setting, for each call, the thread count that ThreadChoice
-    finds faster, 1 or all cores, by timing its own calls. The count is set for the call and
+    finds faster, 1 or all cores, by timing its own calls; 1 for a step with parallel loops
+    (its BLAS calls are matrix-vector products: lower_scan.calls_blas), so that no BLAS
+    thread competes with Numba's (DESIGN.md section 7). The count is set for the call and
     set back after it, so SciPy's calls elsewhere in the program keep theirs.
     GRAPHC_BLAS_THREADS: "auto" (the default, as said), "off" (leave OpenBLAS as it is: its
     GEMMs on all cores, the behaviour before), or a number of threads for such steps.
@@ -247,7 +253,7 @@ def blas_step(step, nodes, types):
     cores = blas.get()
     if not any(len(blas_threads_for(m, n, k, cores)) > 1 for m, n, k in gemm_sizes(nodes, types)):
         return step                   # OpenBLAS runs each of its GEMMs on one thread anyway
-    choice = _Fixed(int(mode)) if mode.isdigit() else ThreadChoice((1, cores))
+    choice = _Fixed(int(mode)) if mode.isdigit() else _Fixed(1) if parallel else ThreadChoice((1, cores))
     return _choosing(step, blas, choice)
 
 

@@ -38,7 +38,8 @@ from .conv_kernels import (conv2d_by_blocked, conv2d_by_depthwise, conv2d_by_dir
                            conv2d_grad_input_into, conv2d_grad_weight_into, conv2d_into)
 from .pool_kernels import (avg_pool2d_grad_into, avg_pool2d_into, max_pool2d_grad_into,  # noqa: F401
                            max_pool2d_into, max_pool2d_select_into)
-from .pool_parallel import avg_pool2d_parallel_into, max_pool2d_parallel_into  # noqa: F401
+from .parallel_planes import (avg_pool2d_parallel_into, conv2d_by_depthwise_parallel,  # noqa: F401
+                              max_pool2d_parallel_into)
 
 MAX_REL_ERROR = 1e-6
 

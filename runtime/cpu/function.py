@@ -234,7 +234,7 @@ class CpuFunction(Function):
             c = Compiled(program, module, path, self, types)
             self._warm(c, sig)
         c.fixed, c.owner = c.new_fixed(), get_ident()
-        c.step = blas_step(c.step, self.nodes, types)     # its BLAS threads per call (config.py)
+        c.step = blas_step(c.step, self.nodes, types, self.parallel)   # its BLAS threads per call (config.py)
         self._compiled[sig] = c
         times.update(specialize=t1 - t0, codegen=t2 - t1, write_import=t3 - t2, cache_file_written=wrote)
         c.times = times

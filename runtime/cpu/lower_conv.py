@@ -48,6 +48,8 @@ def _conv_helper(x, w, out_type, attrs, ctx):
                 and ctx.types[x].dtype == "float32")
     helper = conv2d_helper(ctx.types[x].shape, ctx.types[w].shape, out_type.shape, a["stride"], a["padding"],
                            a["dilation"], a["groups"], packable)
+    if helper == "conv2d_by_depthwise" and ctx.mod.parallel:     # no BLAS in the step: on Numba's threads
+        return "conv2d_by_depthwise_parallel", None
     if helper != "conv2d_by_blocked":
         return helper, None
     done = ctx.__dict__.setdefault("packed_weights", {})      # a weight two convolutions share: once
@@ -80,14 +82,15 @@ def _conv_epilogue(n, ctx):
     lines = ["    n0, n1, n2, n3 = out0.shape",
              f"    acc = np.empty((1, n1, n2, n3), np.{dtype.name})   # one image's {conv.op.name}, read by the loop below"]
     planes = _plane_loads(b, ctx, domain)
+    rng = "prange" if ctx.mod.parallel else "range"    # the channels on Numba's threads: no BLAS in the step
     if planes is None:                    # an input varies along only one of H and W
-        loop = ["        for i1 in range(n1):", "            for i2 in range(n2):", "                for i3 in range(n3):"]
+        loop = [f"        for i1 in {rng}(n1):", "            for i2 in range(n2):", "                for i3 in range(n3):"]
         idx, pad, loads, acc, outs_at = ["i0", "i1", "i2", "i3"], " " * 20, {}, "acc[0, i1, i2, i3]", "out{}[i0, i1, i2, i3]"
     else:                                 # each channel's plane as one run, which LLVM vectorizes
         views, loads = planes
         lines += ["    m = n2 * n3", "    accf = acc.reshape((n1, m))"] + views
         lines += [f"    o{k} = out{k}.reshape((n0, n1, m))" for k in range(len(outs))]
-        loop = ["        for i1 in range(n1):", "            for p in range(m):"]
+        loop = [f"        for i1 in {rng}(n1):", "            for p in range(m):"]
         idx, pad, acc, outs_at = ["i0", "i1", "p"], " " * 16, "accf[i1, p]", "o{}[i0, i1, p]"
     x, w = (n.inputs[p.index] for p in conv.operands[:2])
     helper, packed = _conv_helper(x, w, b.inner_types[0], conv.kwargs, ctx)
@@ -99,7 +102,7 @@ def _conv_epilogue(n, ctx):
     lines = b.opening() + lines + b.closing()
     extra, notes = (["w_packed"], [f"{w.name}, packed"]) if packed else ([], [])
     name = ctx.mod.kernel(f"conv2d_{ops_name(steps[1:])}", b.params + extra + [f"out{k}" for k in range(len(outs))],
-                          lines, fastmath=CONTRACT)
+                          lines, fastmath=CONTRACT, parallel=ctx.mod.parallel)
     ctx.mod.call(name, b.arg_exprs + ([packed] if packed else []) + dests,
                  [x.name for x in b.arg_nodes] + notes + [f"-> {u.name}" for u in users])
     return dests[0]
@@ -123,7 +126,7 @@ def _avg_pool(n, ctx):
 
 
 def _parallel_pool(n, ctx):
-    """The forward pool on Numba's threads (pool_parallel.py) in a step that runs no BLAS."""
+    """The forward pool on Numba's threads (parallel_planes.py) in a step that runs no BLAS."""
     if ctx.mod.parallel and n.op.name in ("max_pool2d", "avg_pool2d"):
         return f"{n.op.name}_parallel_into"
     return None

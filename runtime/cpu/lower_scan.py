@@ -284,7 +284,19 @@ def calls_blas(n):
         return _region_calls_blas(n.attrs["region"])
     if n.op.name == "conv2d":
         return not blocked_conv(n.inputs[0], n.inputs[1])
+    if n.op.name == "matmul":
+        return not matrix_vector(n)
     return n.op.name in BLAS_OPS
+
+
+def matrix_vector(n):
+    """A matmul of known shapes that is a matrix-vector product (a CNN's classifier at batch
+    1): it may share a step with parallel loops, since config.blas_step runs the BLAS of such
+    steps on one thread; a GEMV reads its matrix once, so it gains little from a second one."""
+    a, b = n.inputs[0].type.shape, n.inputs[1].type.shape
+    if len(b) > 2 or None in a or None in b:
+        return False
+    return int(np.prod(a[:-1], dtype=np.int64)) == 1 or len(b) == 1 or b[-1] == 1
 
 
 def blocked_conv(x, w):
