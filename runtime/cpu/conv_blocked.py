@@ -131,7 +131,7 @@ def pack_weights(w, groups=1):
     return np.ascontiguousarray(padded.reshape(groups, ob, MR, c, kh, kw).transpose(0, 1, 4, 5, 3, 2))
 
 
-@njit(cache=True)
+@njit(cache=True, parallel=True)
 def _phases(x, sh, sw, pt, pl, hq, wq, slack):
     """x (C, H, W) zero-padded and split by stride phase: (C, sh, sw, hq, wq) flat, entry
     (c, a, b, y, x) = padded x[c, y * sh + a, x * sw + b], then `slack` zeros. A tap of a strided
@@ -139,7 +139,7 @@ def _phases(x, sh, sw, pt, pl, hq, wq, slack):
     c, h, w = x.shape
     xp = np.zeros(c * sh * sw * hq * wq + slack, x.dtype)
     u8 = np.uint64
-    for ch in range(c):
+    for ch in prange(c):
         for y in range(h):
             py = y + pt
             a, yq = py % sh, py // sh
@@ -227,10 +227,11 @@ def _subsampled(x, sh, sw, oh_n, ow_n):
     return xs
 
 
-@njit(cache=True)
+@njit(cache=True, parallel=True)
 def _unwide(wide, oflat, b, o, oh_n, ow_n, wp):
+    """out[b] = the wide output without its junk columns."""
     u8 = np.uint64
-    for q in range(o):
+    for q in prange(o):
         for oh in range(oh_n):
             at, s0 = u8(((b * o + q) * oh_n + oh) * ow_n), u8(q * oh_n * wp + oh * wp)
             for ow in range(u8(ow_n)):
