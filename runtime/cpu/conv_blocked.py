@@ -40,6 +40,7 @@ V = 16          # lanes of a zmm register of float32
 MR = 14         # output channels per tile
 NV = 2          # 16-position vectors per tile: 14 * 2 sums + 2 input vectors + 1 broadcast = 31 registers
 JOBS = 16       # at least this many pieces of work per image for prange (2 cores here)
+COPY_PARALLEL_MIN = 1 << 17   # entries from which the copies in and out use the threads
 
 
 def _ptr(context, builder, ty, value):
@@ -131,30 +132,46 @@ def pack_weights(w, groups=1):
     return np.ascontiguousarray(padded.reshape(groups, ob, MR, c, kh, kw).transpose(0, 1, 4, 5, 3, 2))
 
 
-@njit(cache=True, parallel=True)
+@njit(cache=True)
 def _phases(x, sh, sw, pt, pl, hq, wq, slack):
     """x (C, H, W) zero-padded and split by stride phase: (C, sh, sw, hq, wq) flat, entry
     (c, a, b, y, x) = padded x[c, y * sh + a, x * sw + b], then `slack` zeros. A tap of a strided
-    convolution reads one phase at stride 1 (at stride 1 there is one phase: the padded planes)."""
+    convolution reads one phase at stride 1 (at stride 1 there is one phase: the padded planes).
+    On Numba's threads from COPY_PARALLEL_MIN entries."""
     c, h, w = x.shape
     xp = np.zeros(c * sh * sw * hq * wq + slack, x.dtype)
-    u8 = np.uint64
-    for ch in prange(c):
-        for y in range(h):
-            py = y + pt
-            a, yq = py % sh, py // sh
-            src = x[ch, y]
-            if sw == 1:
-                at = u8(((ch * sh + a) * hq + yq) * wq + pl)
-                for xx in range(u8(w)):
-                    xp[at + xx] = src[xx]
-            else:                                    # phase b holds the columns xx + pl = b (mod sw)
-                for b in range(sw):
-                    x0 = (b - pl) % sw                   # its first column of x
-                    at = u8((((ch * sh + a) * sw + b) * hq + yq) * wq + (x0 + pl) // sw)
-                    for q in range(u8((w - x0 + sw - 1) // sw if x0 < w else 0)):
-                        xp[at + q] = src[u8(x0) + q * u8(sw)]
+    if c * h * w >= COPY_PARALLEL_MIN:
+        _phases_parallel(x, xp, sh, sw, pt, pl, hq, wq)
+    else:
+        for ch in range(c):
+            _phase_channel(x, xp, ch, sh, sw, pt, pl, hq, wq)
     return xp
+
+
+@njit(cache=True, parallel=True)
+def _phases_parallel(x, xp, sh, sw, pt, pl, hq, wq):
+    for ch in prange(x.shape[0]):
+        _phase_channel(x, xp, ch, sh, sw, pt, pl, hq, wq)
+
+
+@njit(inline="always")
+def _phase_channel(x, xp, ch, sh, sw, pt, pl, hq, wq):
+    h, w = x.shape[1], x.shape[2]
+    u8 = np.uint64
+    for y in range(h):
+        py = y + pt
+        a, yq = py % sh, py // sh
+        src = x[ch, y]
+        if sw == 1:
+            at = u8(((ch * sh + a) * hq + yq) * wq + pl)
+            for xx in range(u8(w)):
+                xp[at + xx] = src[xx]
+        else:                                    # phase b holds the columns xx + pl = b (mod sw)
+            for b in range(sw):
+                x0 = (b - pl) % sw                   # its first column of x
+                at = u8((((ch * sh + a) * sw + b) * hq + yq) * wq + (x0 + pl) // sw)
+                for q in range(u8((w - x0 + sw - 1) // sw if x0 < w else 0)):
+                    xp[at + q] = src[u8(x0) + q * u8(sw)]
 
 
 @njit(cache=True, parallel=True)
@@ -227,12 +244,27 @@ def _subsampled(x, sh, sw, oh_n, ow_n):
     return xs
 
 
-@njit(cache=True, parallel=True)
+@njit(cache=True)
 def _unwide(wide, oflat, b, o, oh_n, ow_n, wp):
-    """out[b] = the wide output without its junk columns."""
-    u8 = np.uint64
+    """out[b] = the wide output without its junk columns (on Numba's threads from
+    COPY_PARALLEL_MIN entries)."""
+    if o * oh_n * ow_n >= COPY_PARALLEL_MIN:
+        _unwide_parallel(wide, oflat, b, o, oh_n, ow_n, wp)
+    else:
+        for q in range(o):
+            _unwide_channel(wide, oflat, b, q, o, oh_n, ow_n, wp)
+
+
+@njit(cache=True, parallel=True)
+def _unwide_parallel(wide, oflat, b, o, oh_n, ow_n, wp):
     for q in prange(o):
-        for oh in range(oh_n):
-            at, s0 = u8(((b * o + q) * oh_n + oh) * ow_n), u8(q * oh_n * wp + oh * wp)
-            for ow in range(u8(ow_n)):
-                oflat[at + ow] = wide[s0 + ow]
+        _unwide_channel(wide, oflat, b, q, o, oh_n, ow_n, wp)
+
+
+@njit(inline="always")
+def _unwide_channel(wide, oflat, b, q, o, oh_n, ow_n, wp):
+    u8 = np.uint64
+    for oh in range(oh_n):
+        at, s0 = u8(((b * o + q) * oh_n + oh) * ow_n), u8(q * oh_n * wp + oh * wp)
+        for ow in range(u8(ow_n)):
+            oflat[at + ow] = wide[s0 + ow]

@@ -13,12 +13,14 @@ image, the helper writes that image's convolution into a scratch `acc`, and the 
 loop reads it there at once, while it is in cache (the whole convolution output is never
 stored; W5's conv + bias + relu + relu mask read it back from memory apart).
 """
+import numpy as np
+
 from graphc.core.region import Param
 from graphc.runtime.memory import Buffer, kshape
 
 from .conv_blocked import pack_weights
 from .conv_kernels import conv2d_helper
-from .emit import CONTRACT, ident, lowers, ops_name
+from .emit import CONTRACT, PARALLEL_MIN, ident, lowers, ops_name
 from .loops import Body, output_dests
 
 HELPERS = {"conv2d": "conv2d_into", "conv2d_grad_input": "conv2d_grad_input_into",
@@ -48,7 +50,7 @@ def _conv_helper(x, w, out_type, attrs, ctx):
                 and ctx.types[x].dtype == "float32")
     helper = conv2d_helper(ctx.types[x].shape, ctx.types[w].shape, out_type.shape, a["stride"], a["padding"],
                            a["dilation"], a["groups"], packable)
-    if helper == "conv2d_by_depthwise" and ctx.mod.parallel:     # no BLAS in the step: on Numba's threads
+    if helper == "conv2d_by_depthwise" and _threaded(ctx, ctx.types[x]):   # on Numba's threads
         return "conv2d_by_depthwise_parallel", None
     if helper != "conv2d_by_blocked":
         return helper, None
@@ -81,7 +83,8 @@ def _conv_epilogue(n, ctx):
     domain = kshape(b.inner_types[0].shape)
     lines = ["    n0, n1, n2, n3 = out0.shape"]     # acc: one image's conv2d, read by the loop below
     planes = _plane_loads(b, ctx, domain)
-    rng = "prange" if ctx.mod.parallel else "range"    # the channels on Numba's threads: no BLAS in the step
+    threaded = _threaded(ctx, b.inner_types[0])
+    rng = "prange" if threaded else "range"              # the channels on Numba's threads
     if planes is None:                    # an input varies along only one of H and W
         loop = [f"        for i1 in {rng}(n1):", "            for i2 in range(n2):", "                for i3 in range(n3):"]
         idx, pad, loads, acc, outs_at = ["i0", "i1", "i2", "i3"], " " * 20, {}, "acc[0, i1, i2, i3]", "out{}[i0, i1, i2, i3]"
@@ -102,7 +105,7 @@ def _conv_epilogue(n, ctx):
     extra, notes = (["w_packed"], [f"{w.name}, packed"]) if packed else ([], [])
     name = ctx.mod.kernel(f"conv2d_{ops_name(steps[1:])}",
                           b.params + extra + ["acc"] + [f"out{k}" for k in range(len(outs))],
-                          lines, fastmath=CONTRACT, parallel=ctx.mod.parallel)
+                          lines, fastmath=CONTRACT, parallel=threaded)
     ctx.mod.call(name, b.arg_exprs + ([packed] if packed else []) + [_image_scratch(n, region, ctx, dtype)] + dests,
                  [x.name for x in b.arg_nodes] + notes + ["scratch"] + [f"-> {u.name}" for u in users])
     return dests[0]
@@ -135,9 +138,18 @@ def _avg_pool(n, ctx):
                                   "count_include_pad"], _parallel_pool(n, ctx))
 
 
+def _threaded(ctx, t):
+    """Run a pool, a depthwise convolution or a conv epilogue on Numba's threads: in a step
+    without BLAS (DESIGN.md section 7), for an image of PARALLEL_MIN values or more (each
+    parallel loop costs ~5-10 us to start and end; ShuffleNet's small layers lost more than
+    they gained: 1.7x onnxruntime's time with all of them threaded, ... without)."""
+    per_image = t.shape[1:]
+    return ctx.mod.parallel and None not in per_image and int(np.prod(per_image)) >= PARALLEL_MIN
+
+
 def _parallel_pool(n, ctx):
     """The forward pool on Numba's threads (parallel_planes.py) in a step that runs no BLAS."""
-    if ctx.mod.parallel and n.op.name in ("max_pool2d", "avg_pool2d"):
+    if n.op.name in ("max_pool2d", "avg_pool2d") and _threaded(ctx, ctx.types[n.inputs[0]]):
         return f"{n.op.name}_parallel_into"
     return None
 
