@@ -4,6 +4,8 @@ asymmetric pads, the 1x1 kernel read in place, outputs with and without junk col
 channels not a multiple of the 14 a tile holds, positions not a multiple of the 32 it holds,
 a batch), random ones (hypothesis), infs and nans; and the lowering: a float32 constant
 weight is packed once and the step calls conv2d_by_blocked, anything else keeps the old paths."""
+import re
+
 import numpy as np
 import pytest
 from hypothesis import given, settings
@@ -134,21 +136,25 @@ def test_a_network_with_blocked_convolutions_matches_the_interpreter(nets, kind)
         x = rng.normal(size=(batch, 9, 10, 9)).astype(np.float32)
         for u, v in zip(cpu(x), interp(x)):
             np.testing.assert_allclose(u, v, rtol=2e-5, atol=2e-5)
-    calls = cpu.source.count("conv2d_by_blocked(")
-    assert calls == (2 if kind == "constant" else 0)     # a variable's weight would be packed every call
+    plain, fused = cpu.source.count("conv2d_by_blocked("), cpu.source.count("conv2d_by_blocked_bias(")
+    # a variable's weight would be packed every call; with constants the conv + bias + relu is
+    # one call, its bias and relu in the micro-kernel (lower_conv_affine.py)
+    assert (plain, fused) == ((1, 1) if kind == "constant" else (0, 0))
     at = cpu.source.index("def step(")
     signature = cpu.source[at:cpu.source.index("):", at)]
-    assert signature.count("_packed") == calls           # the packed constants the step is given
+    names = re.findall(r"\b(\w+?_(?:packed|scaled\d+|bias\d+)),", signature)   # the step's packed constants
+    assert sorted(k.split("_")[-1].rstrip("0123456789") for k in names) == ["bias"] * fused + ["packed"] * plain + \
+        ["scaled"] * fused
 
 
 def test_a_large_image_runs_its_epilogue_pool_and_depthwise_conv_on_the_threads():
     """In a step without BLAS, from PARALLEL_MIN values an image (lower_conv._threaded): the conv
-    epilogue's channel loop is a prange, the pool and the depthwise convolution their parallel
+    epilogue's channel loop (a tanh: not folded into the kernel) is a prange, the pool and the depthwise convolution their parallel
     versions (parallel_planes.py); the values stay the interpreter's."""
     with gc.Graph():
         x = gc.placeholder((1, 8, 96, 96), gc.float32, name="x")
         w = gc.constant(rng.normal(size=(16, 8, 3, 3)).astype(np.float32) * 0.3)
-        h = gc.relu(gc.conv2d(x, w, padding="same") + gc.constant(rng.normal(size=(1, 16, 1, 1)).astype(np.float32)))
+        h = gc.tanh(gc.conv2d(x, w, padding="same") + gc.constant(rng.normal(size=(1, 16, 1, 1)).astype(np.float32)))
         d = gc.conv2d(h, gc.constant(rng.normal(size=(16, 1, 3, 3)).astype(np.float32)), padding="same", groups=16)
         y = gc.max_pool2d(d, 2)
         cpu, interp = (gc.function([x], [y], backend=b) for b in ("cpu", "interp"))
@@ -157,3 +163,30 @@ def test_a_large_image_runs_its_epilogue_pool_and_depthwise_conv_on_the_threads(
     src = cpu.source
     assert cpu.parallel and "for i1 in prange(n1):" in src
     assert "conv2d_by_depthwise_parallel(" in src and "max_pool2d_parallel_into(" in src
+
+
+def _affine_net(scale, residual=False):
+    """conv -> + b -> * scale -> - t -> relu (a batch norm's shape), optionally + a residual."""
+    with gc.Graph():
+        x = gc.placeholder((2, 12, 9, 8), gc.float32, name="x")
+        w = gc.constant(rng.normal(size=(20, 12, 3, 3)).astype(np.float32) * 0.3)
+        per = lambda v: gc.constant(np.asarray(v, np.float32).reshape(1, 20, 1, 1))   # noqa: E731
+        y = (gc.conv2d(x, w, padding="same") + per(rng.normal(size=20))) * per(scale) - per(rng.normal(size=20))
+        if residual:
+            y = y + x[:, :1]
+        y = gc.relu(y)
+        return gc.function([x], [y], backend="cpu"), gc.function([x], [y], backend="interp")
+
+
+@pytest.mark.parametrize("case", ["affine", "residual", "inf scale"])
+def test_a_per_channel_affine_epilogue_and_relu_fold_into_the_kernel(case):
+    """lower_conv_affine.py: (conv + b) * s - t, relu'd, is one conv2d_by_blocked_bias call with
+    w * s packed and the shift as its bias; a residual add (not per channel) or a non-finite
+    scale keeps the generic epilogue. The values are the interpreter's either way."""
+    scale = rng.uniform(-2, 2, size=20)
+    if case == "inf scale":
+        scale[3] = np.inf
+    cpu, interp = _affine_net(scale, residual=case == "residual")
+    x = rng.normal(size=(2, 12, 9, 8)).astype(np.float32)
+    np.testing.assert_allclose(cpu(x)[0], interp(x)[0], rtol=2e-5, atol=2e-5)
+    assert ("conv2d_by_blocked_bias(" in cpu.source) == (case == "affine")

@@ -54,26 +54,28 @@ def _splat(builder, value, vec):
 
 
 @intrinsic
-def _tile(typingctx, x, w, offs, n_c, cstride, x0, w0, n_valid, m_valid, out, o0, ostride):
+def _tile(typingctx, x, w, offs, n_c, cstride, x0, w0, n_valid, m_valid, out, o0, ostride, bias, b0, relu):
     """For m < MR, q < NV * 16 (q < n_valid, m < m_valid): out[o0 + m * ostride + q] =
-    sum over taps t < len(offs) and channels c < n_c of
-    w[w0 + (t * n_c + c) * MR + m] * x[x0 + offs[t] + c * cstride + q]  (x read only at q < n_valid)."""
-    if not all(isinstance(a, types.Array) and a.ndim == 1 and a.dtype == types.float32 for a in (x, w, out)):
+    bias[b0 + m] + sum over taps t < len(offs) and channels c < n_c of
+    w[w0 + (t * n_c + c) * MR + m] * x[x0 + offs[t] + c * cstride + q]  (x read only at
+    q < n_valid), then max(that, 0) if relu (a nan stays a nan, as ops/unary.py's relu)."""
+    if not all(isinstance(a, types.Array) and a.ndim == 1 and a.dtype == types.float32 for a in (x, w, out, bias)):
         return None                       # float32 vectors only: the IR below is written for them
     if not (isinstance(offs, types.Array) and offs.ndim == 1 and offs.dtype == types.int64):
         return None
-    scalars = (n_c, cstride, x0, w0, n_valid, m_valid, o0, ostride)
-    if not all(isinstance(a, types.Integer) for a in scalars):
+    scalars = (n_c, cstride, x0, w0, n_valid, m_valid, o0, ostride, b0, relu)
+    if not all(isinstance(a, (types.Integer, types.Boolean)) for a in scalars):
         return None
-    sig = types.void(x, w, offs, *scalars[:6], out, *scalars[6:])
+    sig = types.void(x, w, offs, *scalars[:6], out, *scalars[6:8], bias, *scalars[8:])
 
     def codegen(context, builder, signature, args):
-        args = [context.cast(builder, v, t, types.int64) if isinstance(t, types.Integer) else v
+        args = [context.cast(builder, v, t, types.int64) if isinstance(t, (types.Integer, types.Boolean)) else v
                 for v, t in zip(args, signature.args)]
-        xv, wv, ov, n_c, cstride, x0, w0, n_valid, m_valid, outv, o0, ostride = args
-        sx, sw, so, st = signature.args[0], signature.args[1], signature.args[2], signature.args[9]
+        xv, wv, ov, n_c, cstride, x0, w0, n_valid, m_valid, outv, o0, ostride, bv, b0, relu = args
+        sx, sw, so, st, sb = (signature.args[k] for k in (0, 1, 2, 9, 12))
         xp, wp = _ptr(context, builder, sx, xv), _ptr(context, builder, sw, wv)
         op, tp = _ptr(context, builder, so, ov), _ptr(context, builder, st, outv)
+        bp = _ptr(context, builder, sb, bv)
         n_taps = context.make_array(so)(context, builder, ov).nitems
         i64, i32 = ir.IntType(64), ir.IntType(32)
         vec, mvec = ir.VectorType(ir.FloatType(), V), ir.VectorType(ir.IntType(1), V)
@@ -93,7 +95,11 @@ def _tile(typingctx, x, w, offs, n_c, cstride, x0, w0, n_valid, m_valid, out, o0
         lanes = ir.Constant(ir.VectorType(i64, V), list(range(V)))
         masks = [builder.icmp_signed("<", lanes, _splat(builder, builder.sub(n_valid, const(k * V)),
                                                          ir.VectorType(i64, V))) for k in range(NV)]
-        sums = [[cgutils.alloca_once_value(builder, zero) for _ in range(NV)] for _ in range(MR)]
+        sums = [[cgutils.alloca_once(builder, vec) for _ in range(NV)] for _ in range(MR)]
+        for m in range(MR):                      # each sum starts at its channel's bias
+            start = _splat(builder, builder.load(builder.gep(bp, [builder.add(b0, const(m))])), vec)
+            for k in range(NV):
+                builder.store(start, sums[m][k])
         with cgutils.for_range(builder, n_taps) as taps:
             t = taps.index
             xt = builder.add(x0, builder.load(builder.gep(op, [t])))
@@ -109,12 +115,16 @@ def _tile(typingctx, x, w, offs, n_c, cstride, x0, w0, n_valid, m_valid, out, o0
                     b = _splat(builder, builder.load(builder.gep(wp, [builder.add(wc, const(m))])), vec)
                     for k in range(NV):
                         builder.store(builder.call(fma, [b, xs[k], builder.load(sums[m][k])]), sums[m][k])
+        clip = builder.icmp_signed("!=", relu, const(0))
         for m in range(MR):
             with builder.if_then(builder.icmp_signed("<", const(m), m_valid)):
                 row = builder.add(o0, builder.mul(ostride, const(m)))
                 for k in range(NV):
+                    v = builder.load(sums[m][k])
+                    below = builder.and_(builder.fcmp_ordered("<", v, zero), _splat(builder, clip, mvec))
+                    v = builder.select(below, zero, v)
                     at = builder.bitcast(builder.gep(tp, [builder.add(row, const(k * V))]), vec.as_pointer())
-                    builder.call(mstore, [builder.load(sums[m][k]), at, ir.Constant(i32, 4), masks[k]])
+                    builder.call(mstore, [v, at, ir.Constant(i32, 4), masks[k]])
         return context.get_dummy_value()
     return sig, codegen
 
@@ -130,6 +140,17 @@ def pack_weights(w, groups=1):
     padded = np.zeros((groups, ob * MR, c, kh, kw), np.float32)
     padded[:, :og] = w.reshape(groups, og, c, kh, kw)
     return np.ascontiguousarray(padded.reshape(groups, ob, MR, c, kh, kw).transpose(0, 1, 4, 5, 3, 2))
+
+
+def pack_bias(b, groups=1):
+    """A bias per output channel (O values) -> (groups, ceil(O / groups / MR) * MR) float32,
+    each group's padded with zeros to whole tiles, as _tile reads it."""
+    b = np.asarray(b, np.float32).reshape(-1)
+    og = b.size // groups
+    ob = (og + MR - 1) // MR
+    out = np.zeros((groups, ob * MR), np.float32)
+    out[:, :og] = b.reshape(groups, og)
+    return out.reshape(-1)
 
 
 @njit(cache=True)
@@ -175,9 +196,10 @@ def _phase_channel(x, xp, ch, sh, sw, pt, pl, hq, wq):
 
 
 @njit(cache=True, parallel=True)
-def _tiles(xp, x_base, wflat, w_base, offs, c, plane, n_pos, o, wide, o_base, o_pitch):
+def _tiles(xp, x_base, wflat, w_base, offs, c, plane, n_pos, o, wide, o_base, o_pitch, bias, b_base, relu):
     """wide[o_base + q * o_pitch + v] for q < o, v < n_pos: output channel q at wide position v,
-    from the c channels of xp from x_base and the weights of wflat from w_base."""
+    from the c channels of xp from x_base, the weights of wflat from w_base and the biases of
+    bias from b_base (then relu'd if relu)."""
     ob = (o + MR - 1) // MR
     strips = (n_pos + NV * V - 1) // (NV * V)
     chunks = max(1, min(strips, (JOBS + ob - 1) // ob))
@@ -188,12 +210,20 @@ def _tiles(xp, x_base, wflat, w_base, offs, c, plane, n_pos, o, wide, o_base, o_
         for s in range(k * per, min(strips, (k + 1) * per)):
             v0 = s * NV * V
             _tile(xp, wflat, offs, c, plane, x_base + v0, w_base + g * taps * c * MR, min(NV * V, n_pos - v0),
-                  min(MR, o - g * MR), wide, o_base + g * MR * o_pitch + v0, o_pitch)
+                  min(MR, o - g * MR), wide, o_base + g * MR * o_pitch + v0, o_pitch, bias, b_base + g * MR, relu)
 
 
 @njit(cache=True)
 def blocked_conv2d_into(x, wpk, out, sh, sw, pt, pb, pl, pr, dh, dw):
-    """out (N, O, OH, OW) = conv2d(x (N, C, H, W), w), w packed by pack_weights (its groups).
+    """out (N, O, OH, OW) = conv2d(x (N, C, H, W), w), w packed by pack_weights (its groups)."""
+    blocked_conv2d_bias_into(x, wpk, np.zeros(wpk.shape[0] * wpk.shape[1] * MR, np.float32), 0, out,
+                             sh, sw, pt, pb, pl, pr, dh, dw)
+
+
+@njit(cache=True)
+def blocked_conv2d_bias_into(x, wpk, bias, relu, out, sh, sw, pt, pb, pl, pr, dh, dw):
+    """out = conv2d(x, w) + bias per output channel, then max(out, 0) if relu; bias as
+    pack_bias packs it (its groups' tiles padded to MR channels).
     Output position v = oh * wq + ow ("wide", as in conv_wide.py, at the pitch wq of a stride
     phase) reads, for tap (i, j), phase ((i * dh) % sh, (j * dw) % sw) of each channel at
     v + ((i * dh) // sh) * wq + (j * dw) // sw; the columns ow >= OW are junk, not kept."""
@@ -226,7 +256,7 @@ def blocked_conv2d_into(x, wpk, out, sh, sw, pt, pb, pl, pr, dh, dw):
         base = b * o * n_pos if direct else 0
         for gi in range(groups):
             _tiles(xp, gi * cg * plane, wflat, gi * w_group, offs, cg, plane, n_pos, og, wide,
-                   base + gi * og * n_pos, n_pos)
+                   base + gi * og * n_pos, n_pos, bias, gi * wpk.shape[1] * MR, relu)
         if not direct:
             _unwide(wide, oflat, b, o, oh_n, ow_n, wq)
 

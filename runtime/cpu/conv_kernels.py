@@ -20,7 +20,7 @@ accumulated over the batch (beta = 1). The scratch is allocated per call
 import numpy as np
 from numba import njit
 
-from .conv_blocked import blocked_conv2d_into
+from .conv_blocked import blocked_conv2d_bias_into, blocked_conv2d_into
 from .conv_depthwise import depthwise_conv2d_into
 from .conv_direct import (all_finite, direct_conv2d_grad_input_into, direct_conv2d_grad_weight_into,
                           direct_conv2d_into)
@@ -185,6 +185,13 @@ def conv2d_by_direct(x, w, out, sh, sw, pt, pb, pl, pr, dh, dw, groups):
 def conv2d_by_blocked(x, wpk, out, sh, sw, pt, pb, pl, pr, dh, dw, groups):
     """The register-blocked kernel (conv_blocked.py); wpk: the weight as pack_weights packs it."""
     blocked_conv2d_into(np.ascontiguousarray(x), wpk, out, sh, sw, pt, pb, pl, pr, dh, dw)
+
+
+@njit(cache=True)
+def conv2d_by_blocked_bias(x, wpk, bias, relu, out, sh, sw, pt, pb, pl, pr, dh, dw, groups):
+    """conv2d_by_blocked plus a bias per output channel (conv_blocked.pack_bias), then a relu if
+    relu: a conv's per-channel affine epilogue, folded into wpk and bias (lower_conv_affine.py)."""
+    blocked_conv2d_bias_into(np.ascontiguousarray(x), wpk, bias, relu, out, sh, sw, pt, pb, pl, pr, dh, dw)
 
 
 @njit(cache=True)

@@ -21,6 +21,7 @@ from graphc.runtime.memory import Buffer, kshape
 from .conv_blocked import pack_weights
 from .conv_kernels import conv2d_helper
 from .emit import CONTRACT, PARALLEL_MIN, ident, lowers, ops_name
+from .lower_conv_affine import affine_epilogue, packed_affine
 from .loops import Body, output_dests
 
 HELPERS = {"conv2d": "conv2d_into", "conv2d_grad_input": "conv2d_grad_input_into",
@@ -41,7 +42,7 @@ def _conv_consts(a):
 CONV_NOTES = ["stride", None, "pad top", "bottom", "left", "right", "dilation", None, "groups"]
 
 
-def _conv_helper(x, w, out_type, attrs, ctx):
+def _conv_helper(x, w, out_type, attrs, ctx, pack=True):
     """(the conv2d helper for these shapes, the weight argument it takes): its path's helper
     (conv_kernels.py), so that the kernel calling it does not also compile the other paths;
     for the register-blocked one, the weight packed once, here, as a constant of the step."""
@@ -52,7 +53,7 @@ def _conv_helper(x, w, out_type, attrs, ctx):
                            a["dilation"], a["groups"], packable)
     if helper == "conv2d_by_depthwise" and _threaded(ctx, ctx.types[x]):   # on Numba's threads
         return "conv2d_by_depthwise_parallel", None
-    if helper != "conv2d_by_blocked":
+    if helper != "conv2d_by_blocked" or not pack:
         return helper, None
     done = ctx.__dict__.setdefault("packed_weights", {})      # a weight two convolutions share: once
     key = (w, a["groups"])
@@ -80,6 +81,18 @@ def _conv_epilogue(n, ctx):
     b = Body(ctx, n.inputs, steps, [ctx.types[x] for x in n.inputs], node=n)
     conv = steps[0]
     dtype = b.inner_types[0].dtype
+    x, w = (n.inputs[p.index] for p in conv.operands[:2])
+    helper, _ = _conv_helper(x, w, b.inner_types[0], conv.kwargs, ctx, pack=False)
+    affine = affine_epilogue(n, ctx, x, w, ctx.types[n]) if helper == "conv2d_by_blocked" else None
+    if affine is not None:                # the epilogue in the micro-kernel (lower_conv_affine.py)
+        scale, shift, relu = affine
+        wpk, bias = packed_affine(ctx, w, conv.kwargs["groups"], scale, shift)
+        ctx.mod.call("conv2d_by_blocked_bias", [ctx.value(x), wpk, bias, str(int(relu)), dests[0]]
+                     + _conv_consts(conv.kwargs),
+                     [x.name, f"{w.name}, scaled, packed", "epilogue as a bias", "relu"] + [f"-> {users[0].name}"]
+                     + CONV_NOTES)
+        return dests[0]
+    helper, packed = _conv_helper(x, w, b.inner_types[0], conv.kwargs, ctx)
     domain = kshape(b.inner_types[0].shape)
     lines = ["    n0, n1, n2, n3 = out0.shape"]     # acc: one image's conv2d, read by the loop below
     planes = _plane_loads(b, ctx, domain)
@@ -94,8 +107,6 @@ def _conv_epilogue(n, ctx):
         lines += [f"    o{k} = out{k}.reshape((n0, n1, m))" for k in range(len(outs))]
         loop = [f"        for i1 in {rng}(n1):", "            for p in range(m):"]
         idx, pad, acc, outs_at = ["i0", "i1", "p"], " " * 16, "accf[i1, p]", "o{}[i0, i1, p]"
-    x, w = (n.inputs[p.index] for p in conv.operands[:2])
-    helper, packed = _conv_helper(x, w, b.inner_types[0], conv.kwargs, ctx)
     lines += ["    for i0 in range(n0):",
               f"        {helper}(a0[i0:i0 + 1], {'w_packed' if packed else 'a1'}, acc, "
               f"{', '.join(_conv_consts(conv.kwargs))})"] + loop
