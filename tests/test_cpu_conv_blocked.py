@@ -38,11 +38,11 @@ CASES = [  # (x shape, w shape, stride, ((t, b), (l, r)), dilation[, groups])
 ]
 
 
-def run_blocked(x, w, stride, pads, dilation, groups=1):
+def run_blocked(x, w, stride, pads, dilation, groups=1, rows=None):
     (pt, pb), (pl, pr) = pads
     oh, ow = (conv_out(s, k, st_, d, p) for s, k, st_, d, p in zip(x.shape[2:], w.shape[2:], stride, dilation, pads))
     out = np.full((x.shape[0], w.shape[0], oh, ow), np.nan, np.float32)     # every entry must be written
-    cb.blocked_conv2d_into(x, cb.pack_weights(w, groups), out, *stride, pt, pb, pl, pr, *dilation)
+    cb.blocked_conv2d_into(x, cb.pack_weights(w, groups, rows), out, *stride, pt, pb, pl, pr, *dilation)
     return out
 
 
@@ -56,12 +56,14 @@ def close(got, want):
     np.testing.assert_allclose(got, want, rtol=1e-5, atol=2e-6 * max(1.0, np.abs(want).max()))
 
 
+@pytest.mark.parametrize("rows", [cb.MR, cb.MR_POINTWISE])      # both tile shapes, any kernel
 @pytest.mark.parametrize("case", CASES)
-def test_blocked_matches_the_reference(case):
+def test_blocked_matches_the_reference(case, rows):
     xs, ws, *attrs = case
     x, w = rng.normal(size=xs).astype(np.float32), rng.normal(size=ws).astype(np.float32)
     want = reference(x, w, *attrs)
-    close(run_blocked(x, w, *attrs), want)
+    attrs += [1] * (4 - len(attrs))
+    close(run_blocked(x, w, *attrs, rows=rows), want)
 
 
 @settings(max_examples=40, deadline=None)
@@ -100,6 +102,14 @@ def test_pack_weights_puts_each_weight_where_the_micro_kernel_reads_it():
     assert not p[0, 1, :, :, :, 17 - cb.MR:].any()        # the missing output channels are zeros
     g = cb.pack_weights(w[:16], groups=2)                 # 2 groups of 8 outputs: one tile each
     assert g.shape == (2, 1, 2, 2, 3, cb.MR) and g[1, 0, 0, 1, 2, 3] == w[8 + 3, 2, 0, 1]
+    one = cb.pack_weights(w[:, :, :1, :1])                # a 1x1 kernel: tiles of MR_POINTWISE
+    assert one.shape == (1, 3, 1, 1, 3, cb.MR_POINTWISE) and one[0, 2, 0, 0, 1, 0] == w[16, 1, 0, 0]
+
+
+def test_tile_rows_takes_the_smaller_tiles_for_1x1_kernels_unless_they_waste_more():
+    assert cb.tile_rows(3, 3, 64, 3136) == cb.MR and cb.tile_rows(1, 1) == cb.MR_POINTWISE
+    assert cb.tile_rows(1, 1, 256, 3136) == cb.MR_POINTWISE     # ResNet's 64 -> 256 at 56x56
+    assert cb.tile_rows(1, 1, 512, 49) == cb.MR                 # 2048 -> 512 at 7x7: 49 = 48 + 1
 
 
 def test_the_path_is_blocked_only_for_a_packable_weight():

@@ -39,6 +39,10 @@ from numba.extending import intrinsic
 V = 16          # lanes of a zmm register of float32
 MR = 14         # output channels per tile
 NV = 2          # 16-position vectors per tile: 14 * 2 sums + 2 input vectors + 1 broadcast = 31 registers
+# 1x1 kernels: 8 x 48 (24 sums + 3 vectors + 1 broadcast), fewer broadcasts per FMA; measured
+# (ms, min of 20, 14 x 32 vs 8 x 48): 64 -> 256 at 56x56 0.292 vs 0.256, 256 -> 64 0.353 vs
+# 0.308, 512 -> 128 at 28x28 0.350 vs 0.297; but 3x3 64 -> 64 at 56x56 0.654 vs 0.756.
+MR_POINTWISE, NV_POINTWISE = 8, 3
 JOBS = 16       # at least this many pieces of work per image for prange (2 cores here)
 COPY_PARALLEL_MIN = 1 << 17   # entries from which the copies in and out use the threads
 
@@ -53,102 +57,130 @@ def _splat(builder, value, vec):
     return builder.shuffle_vector(builder.insert_element(undef, value, ir.Constant(ir.IntType(32), 0)), undef, zeros)
 
 
-@intrinsic
-def _tile(typingctx, x, w, offs, n_c, cstride, x0, w0, n_valid, m_valid, out, o0, ostride, bias, b0, relu):
-    """For m < MR, q < NV * 16 (q < n_valid, m < m_valid): out[o0 + m * ostride + q] =
-    bias[b0 + m] + sum over taps t < len(offs) and channels c < n_c of
-    w[w0 + (t * n_c + c) * MR + m] * x[x0 + offs[t] + c * cstride + q]  (x read only at
-    q < n_valid), then max(that, 0) if relu (a nan stays a nan, as ops/unary.py's relu)."""
-    if not all(isinstance(a, types.Array) and a.ndim == 1 and a.dtype == types.float32 for a in (x, w, out, bias)):
-        return None                       # float32 vectors only: the IR below is written for them
-    if not (isinstance(offs, types.Array) and offs.ndim == 1 and offs.dtype == types.int64):
-        return None
-    scalars = (n_c, cstride, x0, w0, n_valid, m_valid, o0, ostride, b0, relu)
-    if not all(isinstance(a, (types.Integer, types.Boolean)) for a in scalars):
-        return None
-    sig = types.void(x, w, offs, *scalars[:6], out, *scalars[6:8], bias, *scalars[8:])
+def _tile_kernel(MR, NV):
+    """The micro-kernel for tiles of MR output channels x NV * 16 positions (an intrinsic)."""
+    return intrinsic(_tile_ir(MR, NV))
 
-    def codegen(context, builder, signature, args):
-        args = [context.cast(builder, v, t, types.int64) if isinstance(t, (types.Integer, types.Boolean)) else v
-                for v, t in zip(args, signature.args)]
-        xv, wv, ov, n_c, cstride, x0, w0, n_valid, m_valid, outv, o0, ostride, bv, b0, relu = args
-        sx, sw, so, st, sb = (signature.args[k] for k in (0, 1, 2, 9, 12))
-        xp, wp = _ptr(context, builder, sx, xv), _ptr(context, builder, sw, wv)
-        op, tp = _ptr(context, builder, so, ov), _ptr(context, builder, st, outv)
-        bp = _ptr(context, builder, sb, bv)
-        n_taps = context.make_array(so)(context, builder, ov).nitems
-        i64, i32 = ir.IntType(64), ir.IntType(32)
-        vec, mvec = ir.VectorType(ir.FloatType(), V), ir.VectorType(ir.IntType(1), V)
-        fn = builder.module
-        fma = cgutils.get_or_insert_function(fn, ir.FunctionType(vec, [vec] * 3), "llvm.fma.v16f32")
-        mload = cgutils.get_or_insert_function(fn, ir.FunctionType(vec, [vec.as_pointer(), i32, mvec, vec]),
-                                               "llvm.masked.load.v16f32.p0")
-        mstore = cgutils.get_or_insert_function(fn, ir.FunctionType(ir.VoidType(), [vec, vec.as_pointer(), i32, mvec]),
-                                                "llvm.masked.store.v16f32.p0")
-        zero = ir.Constant(vec, [0.0] * V)
 
-        def const(v):
-            return ir.Constant(i64, v)
+def _tile_ir(MR, NV):
+    """The intrinsic's typing function, its LLVM IR written for MR x NV * 16 tiles."""
+    def _tile(typingctx, x, w, offs, n_c, cstride, x0, w0, n_valid, m_valid, out, o0, ostride, bias, b0, relu):
+        """For m < MR, q < NV * 16 (q < n_valid, m < m_valid): out[o0 + m * ostride + q] =
+        bias[b0 + m] + sum over taps t < len(offs) and channels c < n_c of
+        w[w0 + (t * n_c + c) * MR + m] * x[x0 + offs[t] + c * cstride + q]  (x read only at
+        q < n_valid), then max(that, 0) if relu (a nan stays a nan, as ops/unary.py's relu)."""
+        if not all(isinstance(a, types.Array) and a.ndim == 1 and a.dtype == types.float32 for a in (x, w, out, bias)):
+            return None                       # float32 vectors only: the IR below is written for them
+        if not (isinstance(offs, types.Array) and offs.ndim == 1 and offs.dtype == types.int64):
+            return None
+        scalars = (n_c, cstride, x0, w0, n_valid, m_valid, o0, ostride, b0, relu)
+        if not all(isinstance(a, (types.Integer, types.Boolean)) for a in scalars):
+            return None
+        sig = types.void(x, w, offs, *scalars[:6], out, *scalars[6:8], bias, *scalars[8:])
 
-        # lane q of vector k is a position of the tile if k * 16 + q < n_valid: the last tile of
-        # a plane reads and writes only those (masked loads and stores), never past the arrays
-        lanes = ir.Constant(ir.VectorType(i64, V), list(range(V)))
-        masks = [builder.icmp_signed("<", lanes, _splat(builder, builder.sub(n_valid, const(k * V)),
-                                                         ir.VectorType(i64, V))) for k in range(NV)]
-        sums = [[cgutils.alloca_once(builder, vec) for _ in range(NV)] for _ in range(MR)]
-        for m in range(MR):                      # each sum starts at its channel's bias
-            start = _splat(builder, builder.load(builder.gep(bp, [builder.add(b0, const(m))])), vec)
-            for k in range(NV):
-                builder.store(start, sums[m][k])
-        with cgutils.for_range(builder, n_taps) as taps:
-            t = taps.index
-            xt = builder.add(x0, builder.load(builder.gep(op, [t])))
-            wt = builder.add(w0, builder.mul(builder.mul(t, n_c), const(MR)))
-            with cgutils.for_range(builder, n_c) as chans:        # kept rolled (docstring)
-                c = chans.index
-                xc = builder.add(xt, builder.mul(c, cstride))
-                xs = [builder.call(mload, [builder.bitcast(builder.gep(xp, [builder.add(xc, const(k * V))]),
-                                                           vec.as_pointer()), ir.Constant(i32, 4), masks[k], zero])
-                      for k in range(NV)]
-                wc = builder.add(wt, builder.mul(c, const(MR)))
-                for m in range(MR):
-                    b = _splat(builder, builder.load(builder.gep(wp, [builder.add(wc, const(m))])), vec)
-                    for k in range(NV):
-                        builder.store(builder.call(fma, [b, xs[k], builder.load(sums[m][k])]), sums[m][k])
-        clip = builder.icmp_signed("!=", relu, const(0))
-        for m in range(MR):
-            with builder.if_then(builder.icmp_signed("<", const(m), m_valid)):
-                row = builder.add(o0, builder.mul(ostride, const(m)))
+        def codegen(context, builder, signature, args):
+            args = [context.cast(builder, v, t, types.int64) if isinstance(t, (types.Integer, types.Boolean)) else v
+                    for v, t in zip(args, signature.args)]
+            xv, wv, ov, n_c, cstride, x0, w0, n_valid, m_valid, outv, o0, ostride, bv, b0, relu = args
+            sx, sw, so, st, sb = (signature.args[k] for k in (0, 1, 2, 9, 12))
+            xp, wp = _ptr(context, builder, sx, xv), _ptr(context, builder, sw, wv)
+            op, tp = _ptr(context, builder, so, ov), _ptr(context, builder, st, outv)
+            bp = _ptr(context, builder, sb, bv)
+            n_taps = context.make_array(so)(context, builder, ov).nitems
+            i64, i32 = ir.IntType(64), ir.IntType(32)
+            vec, mvec = ir.VectorType(ir.FloatType(), V), ir.VectorType(ir.IntType(1), V)
+            fn = builder.module
+            fma = cgutils.get_or_insert_function(fn, ir.FunctionType(vec, [vec] * 3), "llvm.fma.v16f32")
+            mload = cgutils.get_or_insert_function(fn, ir.FunctionType(vec, [vec.as_pointer(), i32, mvec, vec]),
+                                                   "llvm.masked.load.v16f32.p0")
+            mstore = cgutils.get_or_insert_function(fn, ir.FunctionType(ir.VoidType(), [vec, vec.as_pointer(), i32, mvec]),
+                                                    "llvm.masked.store.v16f32.p0")
+            zero = ir.Constant(vec, [0.0] * V)
+
+            def const(v):
+                return ir.Constant(i64, v)
+
+            # lane q of vector k is a position of the tile if k * 16 + q < n_valid: the last tile of
+            # a plane reads and writes only those (masked loads and stores), never past the arrays
+            lanes = ir.Constant(ir.VectorType(i64, V), list(range(V)))
+            masks = [builder.icmp_signed("<", lanes, _splat(builder, builder.sub(n_valid, const(k * V)),
+                                                             ir.VectorType(i64, V))) for k in range(NV)]
+            sums = [[cgutils.alloca_once(builder, vec) for _ in range(NV)] for _ in range(MR)]
+            for m in range(MR):                      # each sum starts at its channel's bias
+                start = _splat(builder, builder.load(builder.gep(bp, [builder.add(b0, const(m))])), vec)
                 for k in range(NV):
-                    v = builder.load(sums[m][k])
-                    below = builder.and_(builder.fcmp_ordered("<", v, zero), _splat(builder, clip, mvec))
-                    v = builder.select(below, zero, v)
-                    at = builder.bitcast(builder.gep(tp, [builder.add(row, const(k * V))]), vec.as_pointer())
-                    builder.call(mstore, [v, at, ir.Constant(i32, 4), masks[k]])
-        return context.get_dummy_value()
-    return sig, codegen
+                    builder.store(start, sums[m][k])
+            with cgutils.for_range(builder, n_taps) as taps:
+                t = taps.index
+                xt = builder.add(x0, builder.load(builder.gep(op, [t])))
+                wt = builder.add(w0, builder.mul(builder.mul(t, n_c), const(MR)))
+                with cgutils.for_range(builder, n_c) as chans:        # kept rolled (docstring)
+                    c = chans.index
+                    xc = builder.add(xt, builder.mul(c, cstride))
+                    xs = [builder.call(mload, [builder.bitcast(builder.gep(xp, [builder.add(xc, const(k * V))]),
+                                                               vec.as_pointer()), ir.Constant(i32, 4), masks[k], zero])
+                          for k in range(NV)]
+                    wc = builder.add(wt, builder.mul(c, const(MR)))
+                    for m in range(MR):
+                        b = _splat(builder, builder.load(builder.gep(wp, [builder.add(wc, const(m))])), vec)
+                        for k in range(NV):
+                            builder.store(builder.call(fma, [b, xs[k], builder.load(sums[m][k])]), sums[m][k])
+            clip = builder.icmp_signed("!=", relu, const(0))
+            for m in range(MR):
+                with builder.if_then(builder.icmp_signed("<", const(m), m_valid)):
+                    row = builder.add(o0, builder.mul(ostride, const(m)))
+                    for k in range(NV):
+                        v = builder.load(sums[m][k])
+                        below = builder.and_(builder.fcmp_ordered("<", v, zero), _splat(builder, clip, mvec))
+                        v = builder.select(below, zero, v)
+                        at = builder.bitcast(builder.gep(tp, [builder.add(row, const(k * V))]), vec.as_pointer())
+                        builder.call(mstore, [v, at, ir.Constant(i32, 4), masks[k]])
+            return context.get_dummy_value()
+        return sig, codegen
+    _tile.__name__ = _tile.__qualname__ = f"tile_{MR}x{NV * V}"
+    return _tile
 
 
-def pack_weights(w, groups=1):
-    """w (O, C / groups, kh, kw) -> (groups, ceil(O / groups / MR), kh, kw, C / groups, MR)
-    float32: each group's tiles of weights in the order the micro-kernel reads them, a last
-    tile's missing output channels zero. Made once per compiled step for a constant weight
-    (lower_conv.py)."""
+_tile = _tile_kernel(MR, NV)                      # 3x3 and larger kernels
+_tile_pointwise = _tile_kernel(MR_POINTWISE, NV_POINTWISE)   # 1x1 kernels
+
+
+def tile_rows(kh, kw, og=None, positions=None):
+    """Output channels per tile for a kh x kw kernel with og output channels per group and
+    `positions` output positions an image: MR_POINTWISE for a 1x1 kernel, unless its padded
+    work, at the ~12% it runs faster, is more than MR's (ResNet's 2048 -> 512 at 7x7: 49
+    positions are 2 strips of 48, one nearly empty: 0.46 vs 0.37 ms); else MR."""
+    if kh * kw != 1:
+        return MR
+    if og is None or positions is None:
+        return MR_POINTWISE
+
+    def padded(rows, nv):
+        return -(-og // rows) * rows * -(-positions // (nv * V)) * nv * V
+    return MR_POINTWISE if padded(MR_POINTWISE, NV_POINTWISE) / 1.12 <= padded(MR, NV) else MR
+
+
+def pack_weights(w, groups=1, rows=None):
+    """w (O, C / groups, kh, kw) -> (groups, ceil(O / groups / rows), kh, kw, C / groups, rows)
+    float32: each group's tiles of `rows` output channels (MR or MR_POINTWISE: tile_rows's by
+    default), their weights in the order the micro-kernel reads them, a last tile's missing
+    channels zero. Made once per compiled step for a constant weight (lower_conv.py)."""
+    rows = rows or tile_rows(*w.shape[2:])
     o, c, kh, kw = w.shape
     og = o // groups
-    ob = (og + MR - 1) // MR
-    padded = np.zeros((groups, ob * MR, c, kh, kw), np.float32)
+    ob = (og + rows - 1) // rows
+    padded = np.zeros((groups, ob * rows, c, kh, kw), np.float32)
     padded[:, :og] = w.reshape(groups, og, c, kh, kw)
-    return np.ascontiguousarray(padded.reshape(groups, ob, MR, c, kh, kw).transpose(0, 1, 4, 5, 3, 2))
+    return np.ascontiguousarray(padded.reshape(groups, ob, rows, c, kh, kw).transpose(0, 1, 4, 5, 3, 2))
 
 
-def pack_bias(b, groups=1):
-    """A bias per output channel (O values) -> (groups, ceil(O / groups / MR) * MR) float32,
-    each group's padded with zeros to whole tiles, as _tile reads it."""
+def pack_bias(b, groups, rows):
+    """A bias per output channel (O values) -> (groups, ceil(O / groups / rows) * rows) float32,
+    each group's padded with zeros to whole tiles of `rows` channels, as _tile reads it."""
     b = np.asarray(b, np.float32).reshape(-1)
     og = b.size // groups
-    ob = (og + MR - 1) // MR
-    out = np.zeros((groups, ob * MR), np.float32)
+    ob = (og + rows - 1) // rows
+    out = np.zeros((groups, ob * rows), np.float32)
     out[:, :og] = b.reshape(groups, og)
     return out.reshape(-1)
 
@@ -196,34 +228,39 @@ def _phase_channel(x, xp, ch, sh, sw, pt, pl, hq, wq):
 
 
 @njit(cache=True, parallel=True)
-def _tiles(xp, x_base, wflat, w_base, offs, c, plane, n_pos, o, wide, o_base, o_pitch, bias, b_base, relu):
+def _tiles(xp, x_base, wflat, w_base, offs, c, plane, n_pos, o, wide, o_base, o_pitch, bias, b_base, relu, mr):
     """wide[o_base + q * o_pitch + v] for q < o, v < n_pos: output channel q at wide position v,
-    from the c channels of xp from x_base, the weights of wflat from w_base and the biases of
-    bias from b_base (then relu'd if relu)."""
-    ob = (o + MR - 1) // MR
-    strips = (n_pos + NV * V - 1) // (NV * V)
+    from the c channels of xp from x_base, the weights of wflat from w_base (packed in tiles
+    of mr channels) and the biases of bias from b_base (then relu'd if relu)."""
+    taps = offs.size
+    nv = NV_POINTWISE if mr == MR_POINTWISE else NV
+    ob = (o + mr - 1) // mr
+    strips = (n_pos + nv * V - 1) // (nv * V)
     chunks = max(1, min(strips, (JOBS + ob - 1) // ob))
     per = (strips + chunks - 1) // chunks
-    taps = offs.size
     for job in prange(ob * chunks):
         g, k = job // chunks, job % chunks
         for s in range(k * per, min(strips, (k + 1) * per)):
-            v0 = s * NV * V
-            _tile(xp, wflat, offs, c, plane, x_base + v0, w_base + g * taps * c * MR, min(NV * V, n_pos - v0),
-                  min(MR, o - g * MR), wide, o_base + g * MR * o_pitch + v0, o_pitch, bias, b_base + g * MR, relu)
+            v0 = s * nv * V
+            x0, w0, at = x_base + v0, w_base + g * taps * c * mr, o_base + g * mr * o_pitch + v0
+            n_valid, m_valid, b0 = min(nv * V, n_pos - v0), min(mr, o - g * mr), b_base + g * mr
+            if mr == MR_POINTWISE:
+                _tile_pointwise(xp, wflat, offs, c, plane, x0, w0, n_valid, m_valid, wide, at, o_pitch, bias, b0, relu)
+            else:
+                _tile(xp, wflat, offs, c, plane, x0, w0, n_valid, m_valid, wide, at, o_pitch, bias, b0, relu)
 
 
 @njit(cache=True)
 def blocked_conv2d_into(x, wpk, out, sh, sw, pt, pb, pl, pr, dh, dw):
     """out (N, O, OH, OW) = conv2d(x (N, C, H, W), w), w packed by pack_weights (its groups)."""
-    blocked_conv2d_bias_into(x, wpk, np.zeros(wpk.shape[0] * wpk.shape[1] * MR, np.float32), 0, out,
+    blocked_conv2d_bias_into(x, wpk, np.zeros(wpk.shape[0] * wpk.shape[1] * wpk.shape[5], np.float32), 0, out,
                              sh, sw, pt, pb, pl, pr, dh, dw)
 
 
 @njit(cache=True)
 def blocked_conv2d_bias_into(x, wpk, bias, relu, out, sh, sw, pt, pb, pl, pr, dh, dw):
     """out = conv2d(x, w) + bias per output channel, then max(out, 0) if relu; bias as
-    pack_bias packs it (its groups' tiles padded to MR channels).
+    pack_bias packs it (its groups' tiles padded to wpk's channels per tile).
     Output position v = oh * wq + ow ("wide", as in conv_wide.py, at the pitch wq of a stride
     phase) reads, for tap (i, j), phase ((i * dh) % sh, (j * dw) % sw) of each channel at
     v + ((i * dh) // sh) * wq + (j * dw) // sw; the columns ow >= OW are junk, not kept."""
@@ -256,7 +293,7 @@ def blocked_conv2d_bias_into(x, wpk, bias, relu, out, sh, sw, pt, pb, pl, pr, dh
         base = b * o * n_pos if direct else 0
         for gi in range(groups):
             _tiles(xp, gi * cg * plane, wflat, gi * w_group, offs, cg, plane, n_pos, og, wide,
-                   base + gi * og * n_pos, n_pos, bias, gi * wpk.shape[1] * MR, relu)
+                   base + gi * og * n_pos, n_pos, bias, gi * wpk.shape[1] * wpk.shape[5], relu, wpk.shape[5])
         if not direct:
             _unwide(wide, oflat, b, o, oh_n, ow_n, wq)
 

@@ -18,7 +18,7 @@ import numpy as np
 from graphc.core.region import Param
 from graphc.runtime.memory import Buffer, kshape
 
-from .conv_blocked import pack_weights
+from .conv_blocked import pack_weights, tile_rows
 from .conv_kernels import conv2d_helper
 from .emit import CONTRACT, PARALLEL_MIN, ident, lowers, ops_name
 from .lower_conv_affine import affine_epilogue, packed_affine
@@ -56,9 +56,10 @@ def _conv_helper(x, w, out_type, attrs, ctx, pack=True):
     if helper != "conv2d_by_blocked" or not pack:
         return helper, None
     done = ctx.__dict__.setdefault("packed_weights", {})      # a weight two convolutions share: once
-    key = (w, a["groups"])
+    key = (w, a["groups"], _rows(w, out_type, a["groups"]))
     if key not in done:
-        done[key] = ctx.param(f"{ctx.value(w)}_packed", "const", pack_weights(w.attrs["value"], a["groups"]),
+        done[key] = ctx.param(f"{ctx.value(w)}_packed", "const",
+                              pack_weights(w.attrs["value"], a["groups"], _rows(w, out_type, a["groups"])),
                               f"{w.name}, packed for conv2d_by_blocked (conv_blocked.py)")
     return helper, done[key]
 
@@ -86,7 +87,8 @@ def _conv_epilogue(n, ctx):
     affine = affine_epilogue(n, ctx, x, w, ctx.types[n]) if helper == "conv2d_by_blocked" else None
     if affine is not None:                # the epilogue in the micro-kernel (lower_conv_affine.py)
         scale, shift, relu = affine
-        wpk, bias = packed_affine(ctx, w, conv.kwargs["groups"], scale, shift)
+        groups = conv.kwargs["groups"]
+        wpk, bias = packed_affine(ctx, w, groups, scale, shift, _rows(w, b.inner_types[0], groups))
         ctx.mod.call("conv2d_by_blocked_bias", [ctx.value(x), wpk, bias, str(int(relu)), dests[0]]
                      + _conv_consts(conv.kwargs),
                      [x.name, f"{w.name}, scaled, packed", "epilogue as a bias", "relu"] + [f"-> {users[0].name}"]
@@ -156,6 +158,13 @@ def _threaded(ctx, t):
     they gained: 1.7x onnxruntime's time with all of them threaded, ... without)."""
     per_image = t.shape[1:]
     return ctx.mod.parallel and None not in per_image and int(np.prod(per_image)) >= PARALLEL_MIN
+
+
+def _rows(w, out_type, groups):
+    """The blocked kernel's output channels per tile for this convolution (tile_rows)."""
+    o, _, kh, kw = w.attrs["value"].shape
+    positions = None if None in out_type.shape[2:] else int(np.prod(out_type.shape[2:]))
+    return tile_rows(kh, kw, o // groups, positions)
 
 
 def _parallel_pool(n, ctx):

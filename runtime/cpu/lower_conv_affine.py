@@ -70,15 +70,17 @@ def _per_channel(node, o):
     return v.reshape(o).astype(np.float64)
 
 
-def packed_affine(ctx, w, groups, scale, shift):
-    """The step's constants: w scaled per output channel and packed, and the shift as a bias."""
+def packed_affine(ctx, w, groups, scale, shift, rows):
+    """The step's constants: w scaled per output channel and packed in tiles of `rows` output
+    channels (conv_blocked.tile_rows), and the shift as a bias."""
     done = ctx.__dict__.setdefault("packed_affine", {})
-    key = (w, groups, scale.tobytes(), shift.tobytes())
+    key = (w, groups, scale.tobytes(), shift.tobytes(), rows)
     if key not in done:
         value = w.attrs["value"].astype(np.float64) * scale.reshape(-1, 1, 1, 1)
         base = ctx.value(w)
-        done[key] = (ctx.param(f"{base}_scaled{len(done)}", "const", pack_weights(value.astype(np.float32), groups),
+        wpk = pack_weights(value.astype(np.float32), groups, rows)
+        done[key] = (ctx.param(f"{base}_scaled{len(done)}", "const", wpk,
                                f"{w.name} times its epilogue's scale, packed for conv2d_by_blocked_bias"),
-                     ctx.param(f"{base}_bias{len(done)}", "const", pack_bias(shift.astype(np.float32), groups),
+                     ctx.param(f"{base}_bias{len(done)}", "const", pack_bias(shift.astype(np.float32), groups, wpk.shape[-1]),
                                f"{w.name}'s epilogue as a bias per output channel"))
     return done[key]
