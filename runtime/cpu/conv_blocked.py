@@ -5,7 +5,8 @@ AVX-512) and onnxruntime its whole convolutions at ~430, so no path built on a G
 could come near it. This one has no GEMM call: a micro-kernel (`_tile`) keeps a block of
 MR = 14 output channels x 32 output positions of sums in 28 zmm registers and, for each
 kernel tap and input channel, loads 32 consecutive inputs (two 16-lane vectors) and adds
-each of the 14 weights, broadcast, times them (28 FMAs to 2 loads and 14 broadcasts). Numba
+each of the 14 weights, broadcast, times them (28 FMAs to 2 loads and 14 broadcasts); 1x1
+kernels mostly take 8 channels x 48 positions (24 FMAs to 3 loads and 8 broadcasts). Numba
 has no way to say "keep these sums in registers", so the micro-kernel is LLVM IR on
 <16 x float> values (numba.extending.intrinsic); LLVM's mem2reg puts the sums in registers.
 
@@ -36,6 +37,9 @@ from numba.extending import intrinsic
 # from Numba's cache, link to the threading layer's functions (allocate_sched, ...): those
 # exist once the layer is started, which config.configure_once does ("LLVM ERROR: Symbol not
 # found: allocate_sched", or a segfault, otherwise). Call that before these helpers.
+# Editing this file: Numba's cache of conv_kernels.py's callers (and of the kernels compiled
+# while those were stale) does not see it; clear runtime/cpu/__pycache__/*.nb? and the
+# kernel cache (GRAPHC_CACHE_DIR) after an edit. A clean install has no such cache.
 V = 16          # lanes of a zmm register of float32
 MR = 14         # output channels per tile
 NV = 2          # 16-position vectors per tile: 14 * 2 sums + 2 input vectors + 1 broadcast = 31 registers
