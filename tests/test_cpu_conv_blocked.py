@@ -200,3 +200,36 @@ def test_a_per_channel_affine_epilogue_and_relu_fold_into_the_kernel(case):
     x = rng.normal(size=(2, 12, 9, 8)).astype(np.float32)
     np.testing.assert_allclose(cpu(x)[0], interp(x)[0], rtol=2e-5, atol=2e-5)
     assert ("conv2d_by_blocked_bias(" in cpu.source) == (case == "affine")
+
+
+def test_a_cached_caller_of_the_parallel_tiles_loads_in_a_fresh_process(tmp_path):
+    """A kernel cached by Numba that calls conv2d_by_blocked (as a generated kernel does), loaded
+    from that cache in a fresh process (the second run below), links to the threading layer's
+    functions, which exist only once config.configure_once has started the layer: without that,
+    "LLVM ERROR: Symbol not found: allocate_sched" (or a segfault). configure_once also bounds
+    the OpenMP workers' spinning."""
+    import os
+    import subprocess
+    import sys
+    (tmp_path / "cached_caller.py").write_text(
+        "import numpy as np\n"
+        "from numba import njit\n"
+        "from graphc.runtime.cpu import conv_kernels as ck\n"
+        "@njit(cache=True)\n"
+        "def kernel(x, w, out):\n"
+        "    ck.conv2d_by_blocked(x, w, out, 1, 1, 0, 0, 0, 0, 1, 1, 1)\n")
+    code = ("import os, sys, numpy as np\n"
+            "from graphc.runtime.cpu.config import configure_once\n"
+            "configure_once()\n"
+            "assert os.environ.get('OMP_WAIT_POLICY') or os.environ['GOMP_SPINCOUNT'] == '100000'\n"
+            "from graphc.runtime.cpu import conv_blocked as cb\n"
+            f"sys.path.insert(0, {str(tmp_path)!r})\n"
+            "from cached_caller import kernel\n"
+            "x = np.ones((1, 3, 6, 6), np.float32); w = np.ones((4, 3, 3, 3), np.float32)\n"
+            "out = np.empty((1, 4, 4, 4), np.float32)\n"
+            "kernel(x, cb.pack_weights(w), out)\n"
+            "assert (out == 27).all()\n")
+    unset = ("NUMBA_THREADING_LAYER", "GOMP_SPINCOUNT", "NUMBA_CACHE_DIR")
+    env = {k: v for k, v in os.environ.items() if k not in unset}
+    for _ in range(2):
+        subprocess.run([sys.executable, "-c", code], check=True, env=env, timeout=600)

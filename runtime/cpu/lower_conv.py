@@ -22,6 +22,7 @@ from .conv_blocked import pack_weights, tile_rows
 from .conv_kernels import conv2d_helper
 from .emit import CONTRACT, PARALLEL_MIN, ident, lowers, ops_name
 from .lower_conv_affine import affine_epilogue, packed_affine
+from .lower_scan import blocked_conv
 from .loops import Body, output_dests
 
 HELPERS = {"conv2d": "conv2d_into", "conv2d_grad_input": "conv2d_grad_input_into",
@@ -47,8 +48,7 @@ def _conv_helper(x, w, out_type, attrs, ctx, pack=True):
     (conv_kernels.py), so that the kernel calling it does not also compile the other paths;
     for the register-blocked one, the weight packed once, here, as a constant of the step."""
     a = attrs
-    packable = (w.op.name == "constant" and not ctx.plan.inlined(w) and ctx.types[w].dtype == "float32"
-                and ctx.types[x].dtype == "float32")
+    packable = blocked_conv(x, w) and not ctx.plan.inlined(w)   # as calls_blas predicted for the step
     helper = conv2d_helper(ctx.types[x].shape, ctx.types[w].shape, out_type.shape, a["stride"], a["padding"],
                            a["dilation"], a["groups"], packable)
     if helper == "conv2d_by_depthwise" and _threaded(ctx, ctx.types[x]):   # on Numba's threads
@@ -56,10 +56,10 @@ def _conv_helper(x, w, out_type, attrs, ctx, pack=True):
     if helper != "conv2d_by_blocked" or not pack:
         return helper, None
     done = ctx.__dict__.setdefault("packed_weights", {})      # a weight two convolutions share: once
-    key = (w, a["groups"], _rows(w, out_type, a["groups"]))
+    rows = _rows(w, out_type, a["groups"])
+    key = (w, a["groups"], rows)
     if key not in done:
-        done[key] = ctx.param(f"{ctx.value(w)}_packed", "const",
-                              pack_weights(w.attrs["value"], a["groups"], _rows(w, out_type, a["groups"])),
+        done[key] = ctx.param(f"{ctx.value(w)}_packed", "const", pack_weights(w.attrs["value"], a["groups"], rows),
                               f"{w.name}, packed for conv2d_by_blocked (conv_blocked.py)")
     return helper, done[key]
 
@@ -153,9 +153,10 @@ def _avg_pool(n, ctx):
 
 def _threaded(ctx, t):
     """Run a pool, a depthwise convolution or a conv epilogue on Numba's threads: in a step
-    without BLAS (DESIGN.md section 7), for an image of PARALLEL_MIN values or more (each
-    parallel loop costs ~5-10 us to start and end; ShuffleNet's small layers lost more than
-    they gained: 1.7x onnxruntime's time with all of them threaded, ... without)."""
+    without BLAS (DESIGN.md section 7), for an image of PARALLEL_MIN values or more, the size
+    from which the generated loops go parallel too (emit.py). Each parallel loop costs ~3-10 us
+    to start and end; for ShuffleNet's small layers whether threading them all paid could not
+    be told apart from this machine's noise, so the usual threshold holds."""
     per_image = t.shape[1:]
     return ctx.mod.parallel and None not in per_image and int(np.prod(per_image)) >= PARALLEL_MIN
 
