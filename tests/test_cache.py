@@ -81,7 +81,8 @@ def test_the_generated_source_is_the_same_every_time():
 
 
 @pytest.mark.parametrize("helper", ["conv_kernels", "conv_blocked", "conv_direct", "conv_depthwise", "conv_im2col",
-                                    "conv_winograd", "conv_wide", "pool_kernels", "parallel_planes"])
+                                    "conv_winograd", "conv_wide", "pool_kernels", "parallel_planes",
+                                    "conv_interleaved"])
 def test_the_file_name_depends_on_the_helpers_the_kernels_call(monkeypatch, tmp_path, helper):
     """A jitted step's Numba cache holds matmul_into's and the conv helpers' code linked in, so
     a changed helper file (gemm.py, conv_kernels.py, fastmath.py, and the files of the jitted

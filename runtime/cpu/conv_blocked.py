@@ -68,28 +68,30 @@ def _tile_kernel(MR, NV):
 
 def _tile_ir(MR, NV):
     """The intrinsic's typing function, its LLVM IR written for MR x NV * 16 tiles."""
-    def _tile(typingctx, x, w, offs, n_c, cstride, x0, w0, n_valid, m_valid, out, o0, ostride, bias, b0, relu):
+    def _tile(typingctx, x, w, offs, n_c, cstride, x0, w0, n_valid, m_valid, out, o0, ostride, bias, b0, relu, res,
+              has_res):
         """For m < MR, q < NV * 16 (q < n_valid, m < m_valid): out[o0 + m * ostride + q] =
         bias[b0 + m] + sum over taps t < len(offs) and channels c < n_c of
         w[w0 + (t * n_c + c) * MR + m] * x[x0 + offs[t] + c * cstride + q]  (x read only at
-        q < n_valid), then max(that, 0) if relu (a nan stays a nan, as ops/unary.py's relu)."""
-        if not all(isinstance(a, types.Array) and a.ndim == 1 and a.dtype == types.float32 for a in (x, w, out, bias)):
+        q < n_valid), plus res at out's index if has_res, then max(that, 0) if relu (a nan stays a
+        nan, as ops/unary.py's relu)."""
+        if not all(isinstance(a, types.Array) and a.ndim == 1 and a.dtype == types.float32 for a in (x, w, out, bias, res)):
             return None                       # float32 vectors only: the IR below is written for them
         if not (isinstance(offs, types.Array) and offs.ndim == 1 and offs.dtype == types.int64):
             return None
-        scalars = (n_c, cstride, x0, w0, n_valid, m_valid, o0, ostride, b0, relu)
+        scalars = (n_c, cstride, x0, w0, n_valid, m_valid, o0, ostride, b0, relu, has_res)
         if not all(isinstance(a, (types.Integer, types.Boolean)) for a in scalars):
             return None
-        sig = types.void(x, w, offs, *scalars[:6], out, *scalars[6:8], bias, *scalars[8:])
+        sig = types.void(x, w, offs, *scalars[:6], out, *scalars[6:8], bias, *scalars[8:10], res, scalars[10])
 
         def codegen(context, builder, signature, args):
             args = [context.cast(builder, v, t, types.int64) if isinstance(t, (types.Integer, types.Boolean)) else v
                     for v, t in zip(args, signature.args)]
-            xv, wv, ov, n_c, cstride, x0, w0, n_valid, m_valid, outv, o0, ostride, bv, b0, relu = args
-            sx, sw, so, st, sb = (signature.args[k] for k in (0, 1, 2, 9, 12))
+            xv, wv, ov, n_c, cstride, x0, w0, n_valid, m_valid, outv, o0, ostride, bv, b0, relu, rv, has_res = args
+            sx, sw, so, st, sb, sr = (signature.args[k] for k in (0, 1, 2, 9, 12, 15))
             xp, wp = _ptr(context, builder, sx, xv), _ptr(context, builder, sw, wv)
             op, tp = _ptr(context, builder, so, ov), _ptr(context, builder, st, outv)
-            bp = _ptr(context, builder, sb, bv)
+            bp, rp = _ptr(context, builder, sb, bv), _ptr(context, builder, sr, rv)
             n_taps = context.make_array(so)(context, builder, ov).nitems
             i64, i32 = ir.IntType(64), ir.IntType(32)
             vec, mvec = ir.VectorType(ir.FloatType(), V), ir.VectorType(ir.IntType(1), V)
@@ -130,10 +132,15 @@ def _tile_ir(MR, NV):
                         for k in range(NV):
                             builder.store(builder.call(fma, [b, xs[k], builder.load(sums[m][k])]), sums[m][k])
             clip = builder.icmp_signed("!=", relu, const(0))
+            add_res = builder.icmp_signed("!=", has_res, const(0))
             for m in range(MR):
                 with builder.if_then(builder.icmp_signed("<", const(m), m_valid)):
                     row = builder.add(o0, builder.mul(ostride, const(m)))
                     for k in range(NV):
+                        with builder.if_then(add_res):       # a residual, at the output's own index
+                            at = builder.bitcast(builder.gep(rp, [builder.add(row, const(k * V))]), vec.as_pointer())
+                            got = builder.call(mload, [at, ir.Constant(i32, 4), masks[k], zero])
+                            builder.store(builder.fadd(builder.load(sums[m][k]), got), sums[m][k])
                         v = builder.load(sums[m][k])
                         below = builder.and_(builder.fcmp_ordered("<", v, zero), _splat(builder, clip, mvec))
                         v = builder.select(below, zero, v)
@@ -232,16 +239,19 @@ def _phase_channel(x, xp, ch, sh, sw, pt, pl, hq, wq):
 
 
 @njit(cache=True, parallel=True)
-def _tiles(xp, x_base, wflat, w_base, offs, c, plane, n_pos, o, wide, o_base, o_pitch, bias, b_base, relu, mr):
+def _tiles(xp, x_base, wflat, w_base, offs, c, plane, n_pos, o, wide, o_base, o_pitch, bias, b_base, relu, mr,
+           res, has_res):
     """wide[o_base + q * o_pitch + v] for q < o, v < n_pos: output channel q at wide position v,
     from the c channels of xp from x_base, the weights of wflat from w_base (packed in tiles
-    of mr channels) and the biases of bias from b_base (then relu'd if relu)."""
+    of mr channels) and the biases of bias from b_base (plus res at the same index if has_res,
+    then relu'd if relu)."""
     taps = offs.size
     nv = NV_POINTWISE if mr == MR_POINTWISE else NV
     ob = (o + mr - 1) // mr
     strips = (n_pos + nv * V - 1) // (nv * V)
-    chunks = max(1, min(strips, (JOBS + ob - 1) // ob))
-    per = (strips + chunks - 1) // chunks
+    want = max(1, min(strips, (JOBS + ob - 1) // ob))
+    per = (strips + want - 1) // want
+    chunks = (strips + per - 1) // per         # no empty chunks (19 strips in 16 had 6): equal shares
     for job in prange(ob * chunks):
         g, k = job // chunks, job % chunks
         for s in range(k * per, min(strips, (k + 1) * per)):
@@ -249,22 +259,24 @@ def _tiles(xp, x_base, wflat, w_base, offs, c, plane, n_pos, o, wide, o_base, o_
             x0, w0, at = x_base + v0, w_base + g * taps * c * mr, o_base + g * mr * o_pitch + v0
             n_valid, m_valid, b0 = min(nv * V, n_pos - v0), min(mr, o - g * mr), b_base + g * mr
             if mr == MR_POINTWISE:
-                _tile_pointwise(xp, wflat, offs, c, plane, x0, w0, n_valid, m_valid, wide, at, o_pitch, bias, b0, relu)
+                _tile_pointwise(xp, wflat, offs, c, plane, x0, w0, n_valid, m_valid, wide, at, o_pitch, bias, b0, relu,
+                                res, has_res)
             else:
-                _tile(xp, wflat, offs, c, plane, x0, w0, n_valid, m_valid, wide, at, o_pitch, bias, b0, relu)
+                _tile(xp, wflat, offs, c, plane, x0, w0, n_valid, m_valid, wide, at, o_pitch, bias, b0, relu, res, has_res)
 
 
 @njit(cache=True)
 def blocked_conv2d_into(x, wpk, out, sh, sw, pt, pb, pl, pr, dh, dw):
     """out (N, O, OH, OW) = conv2d(x (N, C, H, W), w), w packed by pack_weights (its groups)."""
-    blocked_conv2d_bias_into(x, wpk, np.zeros(wpk.shape[0] * wpk.shape[1] * wpk.shape[5], np.float32), 0, out,
+    blocked_conv2d_bias_into(x, wpk, np.zeros(wpk.shape[0] * wpk.shape[1] * wpk.shape[5], np.float32), 0, out, 0, out,
                              sh, sw, pt, pb, pl, pr, dh, dw)
 
 
 @njit(cache=True)
-def blocked_conv2d_bias_into(x, wpk, bias, relu, out, sh, sw, pt, pb, pl, pr, dh, dw):
-    """out = conv2d(x, w) + bias per output channel, then max(out, 0) if relu; bias as
-    pack_bias packs it (its groups' tiles padded to wpk's channels per tile).
+def blocked_conv2d_bias_into(x, wpk, bias, relu, res, has_res, out, sh, sw, pt, pb, pl, pr, dh, dw):
+    """out = conv2d(x, w) + bias per output channel (+ res, of out's shape, if has_res: only
+    where out is written in place, a 1x1 kernel without padding), then max(out, 0) if relu; bias
+    as pack_bias packs it (its groups' tiles padded to wpk's channels per tile).
     Output position v = oh * wq + ow ("wide", as in conv_wide.py, at the pitch wq of a stride
     phase) reads, for tap (i, j), phase ((i * dh) % sh, (j * dw) % sw) of each channel at
     v + ((i * dh) // sh) * wq + (j * dw) // sw; the columns ow >= OW are junk, not kept."""
@@ -287,6 +299,9 @@ def blocked_conv2d_bias_into(x, wpk, bias, relu, out, sh, sw, pt, pb, pl, pr, dh
     w_group = wpk.size // groups
     direct = wq == ow_n                              # no columns of junk: write out in place
     wide = oflat if direct else np.empty(o * n_pos, x.dtype)
+    if has_res and not direct:
+        raise ValueError("conv_blocked: a residual only where the output is written in place (a 1x1 kernel)")
+    rflat = res.reshape(res.size)
     for b in range(n):
         if pointwise and sh == 1 and sw == 1:        # (the micro-kernel masks the last positions)
             xp = x[b].reshape(c * h * wd)
@@ -297,7 +312,8 @@ def blocked_conv2d_bias_into(x, wpk, bias, relu, out, sh, sw, pt, pb, pl, pr, dh
         base = b * o * n_pos if direct else 0
         for gi in range(groups):
             _tiles(xp, gi * cg * plane, wflat, gi * w_group, offs, cg, plane, n_pos, og, wide,
-                   base + gi * og * n_pos, n_pos, bias, gi * wpk.shape[1] * wpk.shape[5], relu, wpk.shape[5])
+                   base + gi * og * n_pos, n_pos, bias, gi * wpk.shape[1] * wpk.shape[5], relu, wpk.shape[5], rflat,
+                   has_res)
         if not direct:
             _unwide(wide, oflat, b, o, oh_n, ow_n, wq)
 

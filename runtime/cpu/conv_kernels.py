@@ -22,6 +22,7 @@ from numba import njit
 
 from .conv_blocked import blocked_conv2d_bias_into, blocked_conv2d_into
 from .conv_depthwise import depthwise_conv2d_into
+from .conv_interleaved import interleaved_conv2d_into
 from .conv_direct import (all_finite, direct_conv2d_grad_input_into, direct_conv2d_grad_weight_into,
                           direct_conv2d_into)
 from .conv_im2col import TILE_FLOATS, fill_cols, im2col_conv2d_into
@@ -112,7 +113,10 @@ PATH_HELPERS = ("conv2d_by_depthwise", "conv2d_by_gemm", "conv2d_by_direct", "co
 # 1.29 vs 0.74, 1x1 ones 0.31-0.37 vs 0.29-0.38; small ones too (us, GEMM / direct loops vs
 # blocked): SqueezeNet's 1x1 96 -> 16 at 54x54 82 / 267 vs 70, 16 -> 64 41 / 261 vs 26, 3x3
 # 8 -> 16 at 28x28 42 / 44 vs 19; only 64 -> 16 at 13x13 lost, 3 / 19 vs 5. It also keeps
-# BLAS, and so BLAS's threads, out of CNN steps (DESIGN.md section 7).
+# BLAS, and so BLAS's threads, out of CNN steps (DESIGN.md section 7). Of the path's
+# convolutions, those larger than 1x1 whose channels fill blocks of 16 inputs and 32 outputs
+# take conv_interleaved.py's kernel instead (the lowering decides, lower_conv._layout): 1.2-1.4x
+# faster on ResNet's 3x3 layers, 1.4x on DenseNet's 128 -> 32.
 
 
 @njit(cache=True)
@@ -191,7 +195,41 @@ def conv2d_by_blocked(x, wpk, out, sh, sw, pt, pb, pl, pr, dh, dw, groups):
 def conv2d_by_blocked_bias(x, wpk, bias, relu, out, sh, sw, pt, pb, pl, pr, dh, dw, groups):
     """conv2d_by_blocked plus a bias per output channel (conv_blocked.pack_bias), then a relu if
     relu: a conv's per-channel affine epilogue, folded into wpk and bias (lower_conv_affine.py)."""
-    blocked_conv2d_bias_into(np.ascontiguousarray(x), wpk, bias, relu, out, sh, sw, pt, pb, pl, pr, dh, dw)
+    blocked_conv2d_bias_into(np.ascontiguousarray(x), wpk, bias, relu, out, 0, out, sh, sw, pt, pb, pl, pr, dh, dw)
+
+
+@njit(cache=True)
+def conv2d_by_blocked_residual(x, wpk, bias, relu, res, out, sh, sw, pt, pb, pl, pr, dh, dw, groups):
+    """conv2d_by_blocked_bias with res (out's shape; it may be out itself) added before the relu,
+    for a 1x1 kernel without padding (written in place): a residual block's last convolution."""
+    if res.shape != out.shape:
+        raise ValueError("conv2d_by_blocked_residual: the residual's shape is not the output's")
+    blocked_conv2d_bias_into(np.ascontiguousarray(x), wpk, bias, relu, np.ascontiguousarray(res), 1, out,
+                             sh, sw, pt, pb, pl, pr, dh, dw)
+
+
+@njit(cache=True)
+def conv2d_by_interleaved(x, wpk, out, sh, sw, pt, pb, pl, pr, dh, dw, groups):
+    """The channel-interleaved kernel (conv_interleaved.py; wpk packed by its pack_weights), the
+    blocked kernel's choice for convolutions larger than 1x1 whose channels fill its blocks."""
+    bias = np.zeros(wpk.shape[0] * wpk.shape[1] * wpk.shape[6], np.float32)
+    interleaved_conv2d_into(np.ascontiguousarray(x), wpk, bias, 0, out, 0, out, sh, sw, pt, pb, pl, pr, dh, dw)
+
+
+@njit(cache=True)
+def conv2d_by_interleaved_bias(x, wpk, bias, relu, out, sh, sw, pt, pb, pl, pr, dh, dw, groups):
+    """conv2d_by_interleaved + a bias per channel (conv_interleaved.pack_bias), then maybe a relu."""
+    interleaved_conv2d_into(np.ascontiguousarray(x), wpk, bias, relu, out, 0, out, sh, sw, pt, pb, pl, pr, dh, dw)
+
+
+@njit(cache=True)
+def conv2d_by_interleaved_residual(x, wpk, bias, relu, res, out, sh, sw, pt, pb, pl, pr, dh, dw, groups):
+    """conv2d_by_interleaved_bias with res (out's shape; it may be out itself) added before the
+    relu: a residual block's conv + batch norm + add + relu in one pass."""
+    if res.shape != out.shape:
+        raise ValueError("conv2d_by_interleaved_residual: the residual's shape is not the output's")
+    interleaved_conv2d_into(np.ascontiguousarray(x), wpk, bias, relu, np.ascontiguousarray(res), 1, out,
+                            sh, sw, pt, pb, pl, pr, dh, dw)
 
 
 @njit(cache=True)

@@ -33,8 +33,10 @@ from graphc.ops import random as random_formula
 from graphc.runtime import scalar_math
 
 from .gemm import matmul_into  # noqa: F401  (the kernels import it from here, with the math)
-from .conv_kernels import (conv2d_by_blocked, conv2d_by_blocked_bias, conv2d_by_depthwise,  # noqa: F401
-                           conv2d_by_direct, conv2d_by_gemm, conv2d_by_im2col, conv2d_by_wide,
+from .conv_kernels import (conv2d_by_blocked, conv2d_by_blocked_bias, conv2d_by_blocked_residual,
+                           conv2d_by_depthwise,  # noqa: F401
+                           conv2d_by_direct, conv2d_by_gemm, conv2d_by_im2col, conv2d_by_interleaved,
+                           conv2d_by_interleaved_bias, conv2d_by_interleaved_residual, conv2d_by_wide,
                            conv2d_by_winograd, conv2d_grad_input_into, conv2d_grad_weight_into, conv2d_into)
 from .pool_kernels import (avg_pool2d_grad_into, avg_pool2d_into, max_pool2d_grad_into,  # noqa: F401
                            max_pool2d_into, max_pool2d_select_into)

@@ -18,10 +18,11 @@ import numpy as np
 from graphc.core.region import Param
 from graphc.runtime.memory import Buffer, kshape
 
-from .conv_blocked import pack_weights, tile_rows
+from . import conv_interleaved
+from .conv_blocked import tile_rows
 from .conv_kernels import conv2d_helper
 from .emit import CONTRACT, PARALLEL_MIN, ident, lowers, ops_name
-from .lower_conv_affine import affine_epilogue, packed_affine
+from .lower_conv_affine import affine_epilogue, pack, packed_affine
 from .lower_scan import blocked_conv
 from .loops import Body, output_dests
 
@@ -43,24 +44,28 @@ def _conv_consts(a):
 CONV_NOTES = ["stride", None, "pad top", "bottom", "left", "right", "dilation", None, "groups"]
 
 
-def _conv_helper(x, w, out_type, attrs, ctx, pack=True):
+def _conv_helper(x, w, out_type, attrs, ctx, pack_weight=True):
     """(the conv2d helper for these shapes, the weight argument it takes): its path's helper
     (conv_kernels.py), so that the kernel calling it does not also compile the other paths;
-    for the register-blocked one, the weight packed once, here, as a constant of the step."""
+    for the register-blocked ones, the weight packed once, here, as a constant of the step."""
     a = attrs
     packable = blocked_conv(x, w) and not ctx.plan.inlined(w)   # as calls_blas predicted for the step
     helper = conv2d_helper(ctx.types[x].shape, ctx.types[w].shape, out_type.shape, a["stride"], a["padding"],
                            a["dilation"], a["groups"], packable)
     if helper == "conv2d_by_depthwise" and _threaded(ctx, ctx.types[x]):   # on Numba's threads
         return "conv2d_by_depthwise_parallel", None
-    if helper != "conv2d_by_blocked" or not pack:
+    if helper != "conv2d_by_blocked":
+        return helper, None
+    layout = _layout(w, out_type, a["groups"])
+    if layout[0] == "interleaved":
+        helper = "conv2d_by_interleaved"
+    if not pack_weight:
         return helper, None
     done = ctx.__dict__.setdefault("packed_weights", {})      # a weight two convolutions share: once
-    rows = _rows(w, out_type, a["groups"])
-    key = (w, a["groups"], rows)
+    key = (w, a["groups"], layout)
     if key not in done:
-        done[key] = ctx.param(f"{ctx.value(w)}_packed", "const", pack_weights(w.attrs["value"], a["groups"], rows),
-                              f"{w.name}, packed for conv2d_by_blocked (conv_blocked.py)")
+        done[key] = ctx.param(f"{ctx.value(w)}_packed", "const", pack(layout, w.attrs["value"], a["groups"]),
+                              f"{w.name}, packed for {helper} ({layout[0]} tiles)")
     return helper, done[key]
 
 
@@ -83,16 +88,18 @@ def _conv_epilogue(n, ctx):
     conv = steps[0]
     dtype = b.inner_types[0].dtype
     x, w = (n.inputs[p.index] for p in conv.operands[:2])
-    helper, _ = _conv_helper(x, w, b.inner_types[0], conv.kwargs, ctx, pack=False)
-    affine = affine_epilogue(n, ctx, x, w, ctx.types[n]) if helper == "conv2d_by_blocked" else None
-    if affine is not None:                # the epilogue in the micro-kernel (lower_conv_affine.py)
-        scale, shift, relu = affine
+    helper, _ = _conv_helper(x, w, b.inner_types[0], conv.kwargs, ctx, pack_weight=False)
+    fold = (affine_epilogue(n, ctx, x, w, ctx.types[n], residual=_in_place(helper, ctx.types[w].shape, conv.kwargs))
+            if helper in ("conv2d_by_blocked", "conv2d_by_interleaved") else None)
+    if fold is not None:                  # the epilogue in the micro-kernel (lower_conv_affine.py)
+        scale, shift, relu, res = fold
         groups = conv.kwargs["groups"]
-        wpk, bias = packed_affine(ctx, w, groups, scale, shift, _rows(w, b.inner_types[0], groups))
-        ctx.mod.call("conv2d_by_blocked_bias", [ctx.value(x), wpk, bias, str(int(relu)), dests[0]]
-                     + _conv_consts(conv.kwargs),
-                     [x.name, f"{w.name}, scaled, packed", "epilogue as a bias", "relu"] + [f"-> {users[0].name}"]
-                     + CONV_NOTES)
+        wpk, bias = packed_affine(ctx, w, groups, scale, shift, _layout(w, b.inner_types[0], groups))
+        args, notes = [ctx.value(x), wpk, bias, str(int(relu))], [x.name, f"{w.name}, scaled, packed", "epilogue as a bias", "relu"]
+        if res is not None:
+            args, notes = args + [ctx.value(res)], notes + [f"+ {res.name}"]
+        ctx.mod.call(f"{helper}_{'bias' if res is None else 'residual'}", args + [dests[0]] + _conv_consts(conv.kwargs),
+                     notes + [f"-> {users[0].name}"] + CONV_NOTES)
         return dests[0]
     helper, packed = _conv_helper(x, w, b.inner_types[0], conv.kwargs, ctx)
     domain = kshape(b.inner_types[0].shape)
@@ -122,6 +129,14 @@ def _conv_epilogue(n, ctx):
     ctx.mod.call(name, b.arg_exprs + ([packed] if packed else []) + [_image_scratch(n, region, ctx, dtype)] + dests,
                  [x.name for x in b.arg_nodes] + notes + ["scratch"] + [f"-> {u.name}" for u in users])
     return dests[0]
+
+
+def _in_place(helper, w_shape, attrs):
+    """Does this blocked kernel write each output value once, at its own index, so that it can add
+    a residual read there: conv_interleaved always, conv_blocked for a 1x1 kernel without padding
+    (the others it computes at a wider pitch and copies out)."""
+    return helper == "conv2d_by_interleaved" or (tuple(w_shape[2:]) == (1, 1)
+                                                 and all(p == 0 for pair in attrs["padding"] for p in pair))
 
 
 def _image_scratch(n, region, ctx, dtype):
@@ -161,11 +176,15 @@ def _threaded(ctx, t):
     return ctx.mod.parallel and None not in per_image and int(np.prod(per_image)) >= PARALLEL_MIN
 
 
-def _rows(w, out_type, groups):
-    """The blocked kernel's output channels per tile for this convolution (tile_rows)."""
-    o, _, kh, kw = w.attrs["value"].shape
+def _layout(w, out_type, groups):
+    """How the blocked kernels pack this convolution's weight (lower_conv_affine.pack):
+    ("interleaved", None) where conv_interleaved takes it, else ("blocked", conv_blocked's output
+    channels per tile)."""
+    o, cg, kh, kw = w.attrs["value"].shape
     positions = None if None in out_type.shape[2:] else int(np.prod(out_type.shape[2:]))
-    return tile_rows(kh, kw, o // groups, positions)
+    if conv_interleaved.fits(cg, o // groups, kh, kw, positions):
+        return "interleaved", None
+    return "blocked", tile_rows(kh, kw, o // groups, positions)
 
 
 def _parallel_pool(n, ctx):

@@ -17,43 +17,79 @@ import numpy as np
 
 from graphc.core.region import Param, Ref
 
-from .conv_blocked import pack_bias, pack_weights
+from . import conv_blocked, conv_interleaved
 
 AFFINE = {"add", "subtract", "multiply"}
 
 
-def affine_epilogue(n, ctx, x, w, out_type):
-    """(scale, shift, relu) per output channel if fused node n is conv2d followed by add,
-    subtract or multiply by float32 constants that are one value per channel (or one in all),
-    then maybe a relu, with its last step its only output; else None."""
+def affine_epilogue(n, ctx, x, w, out_type, residual=False):
+    """(scale, shift, relu, res) if fused node n is conv2d followed by add, subtract or multiply
+    by float32 constants that are one value per channel (or one in all), then, if `residual`,
+    maybe an add of res (an input of the output's shape, C-contiguous: a residual block's
+    shortcut; or res + such a constant, the shortcut's own batch norm, computed beside the
+    chain), then maybe a relu, with its last step its only output; else None."""
     region = n.attrs["region"]
     steps, o = region.steps, ctx.types[w].shape[0]
     if region.outputs != (len(steps) - 1,) or out_type.dtype != "float32":
         return None
-    scale, shift, relu = np.ones(o, np.float64), np.zeros(o, np.float64), False
+    scale, shift, relu, res = np.ones(o, np.float64), np.zeros(o, np.float64), False, None
+    chain, side = Ref(0), {}                          # the conv's value so far; res + k beside it
     for j, s in enumerate(steps[1:], start=1):
-        if relu:                                      # a relu only as the last step
+        if relu or (res is not None and s.op.name != "relu"):   # a relu only as the last step
             return None
-        if s.op.name == "relu" and s.operands == (Ref(j - 1),):
+        if chain not in s.operands:
+            got = _shortcut(s, n, ctx, out_type, o) if residual else None
+            if got is None:
+                return None
+            side[Ref(j)] = got
+            continue
+        prev, chain = chain, Ref(j)
+        if s.op.name == "relu" and s.operands == (prev,):
             relu = True
             continue
-        if s.op.name not in AFFINE or len(s.operands) != 2 or Ref(j - 1) not in s.operands:
+        rest = [p for p in s.operands if p != prev]
+        if s.op.name not in AFFINE or len(s.operands) != 2 or len(rest) != 1:
             return None
-        other = [p for p in s.operands if p != Ref(j - 1)]
-        k = _per_channel(n.inputs[other[0].index], o) if len(other) == 1 and isinstance(other[0], Param) else None
-        if k is None:
+        q = rest[0]
+        k = _per_channel(n.inputs[q.index], o) if isinstance(q, Param) else None
+        if s.op.name == "add" and q in side:              # + (shortcut + its constant)
+            res, k = side[q]
+            shift = shift + k
+        elif (s.op.name == "add" and k is None and residual and isinstance(q, Param)
+              and _residual(n.inputs[q.index], ctx, out_type)):
+            res = n.inputs[q.index]
+        elif k is None:
             return None
-        if s.op.name == "add":
+        elif s.op.name == "add":
             shift = shift + k
         elif s.op.name == "multiply":
             scale, shift = scale * k, shift * k
-        elif s.operands[0] == Ref(j - 1):             # conv - k
+        elif s.operands[0] == prev:                   # conv - k
             shift = shift - k
         else:                                         # k - conv
             scale, shift = -scale, k - shift
     if not (np.isfinite(scale).all() and np.isfinite(shift).all()):
         return None                   # w * inf would turn a 0 weight's products into nans
-    return scale, shift, relu
+    return scale, shift, relu, res
+
+
+def _shortcut(s, n, ctx, out_type, o):
+    """(res, k) if region step s is add(res, k) of an input of the output's shape and a float32
+    constant per channel (either order); else None."""
+    if s.op.name != "add" or len(s.operands) != 2 or not all(isinstance(p, Param) for p in s.operands):
+        return None
+    a, b = (n.inputs[p.index] for p in s.operands)
+    for r, c in ((a, b), (b, a)):
+        k = _per_channel(c, o)
+        if k is not None and _residual(r, ctx, out_type):
+            return r, k
+    return None
+
+
+def _residual(node, ctx, out_type):
+    """Can the kernel read node at the output's own indices: float32, the output's shape, C order?"""
+    t = ctx.types[node]
+    return t.dtype == "float32" and tuple(t.shape) == tuple(out_type.shape) and ctx.layout.get(node) == "C"
 
 
 def _per_channel(node, o):
@@ -70,17 +106,29 @@ def _per_channel(node, o):
     return v.reshape(o).astype(np.float64)
 
 
-def packed_affine(ctx, w, groups, scale, shift, rows):
-    """The step's constants: w scaled per output channel and packed in tiles of `rows` output
-    channels (conv_blocked.tile_rows), and the shift as a bias."""
+def pack(layout, value, groups):
+    """A float32 weight packed for its kernel: layout ("blocked", rows) for conv_blocked's tiles
+    of `rows` output channels, ("interleaved", None) for conv_interleaved's."""
+    kind, rows = layout
+    if kind == "interleaved":
+        return conv_interleaved.pack_weights(value, groups)
+    return conv_blocked.pack_weights(value, groups, rows)
+
+
+def packed_affine(ctx, w, groups, scale, shift, layout):
+    """The step's constants: w scaled per output channel and packed for its kernel (`layout`,
+    as pack takes it), and the shift as a bias, padded as that kernel reads it."""
     done = ctx.__dict__.setdefault("packed_affine", {})
-    key = (w, groups, scale.tobytes(), shift.tobytes(), rows)
+    key = (w, groups, scale.tobytes(), shift.tobytes(), layout)
     if key not in done:
         value = w.attrs["value"].astype(np.float64) * scale.reshape(-1, 1, 1, 1)
         base = ctx.value(w)
-        wpk = pack_weights(value.astype(np.float32), groups, rows)
+        wpk = pack(layout, value.astype(np.float32), groups)
+        bias = shift.astype(np.float32)
+        bias = (conv_interleaved.pack_bias(bias, groups) if layout[0] == "interleaved"
+                else conv_blocked.pack_bias(bias, groups, wpk.shape[-1]))
         done[key] = (ctx.param(f"{base}_scaled{len(done)}", "const", wpk,
-                               f"{w.name} times its epilogue's scale, packed for conv2d_by_blocked_bias"),
-                     ctx.param(f"{base}_bias{len(done)}", "const", pack_bias(shift.astype(np.float32), groups, wpk.shape[-1]),
+                               f"{w.name} times its epilogue's scale, packed for its kernel"),
+                     ctx.param(f"{base}_bias{len(done)}", "const", bias,
                                f"{w.name}'s epilogue as a bias per output channel"))
     return done[key]

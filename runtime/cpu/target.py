@@ -4,7 +4,8 @@ from graphc.runtime.target import Target
 
 FAST = ["exp32", "expm1_32", "log32", "matmul_into", "row_max", "row_min", "row_sum", "sigmoid32",
         "sigmoid64", "softplus32", "softplus64", "tanh32", "rng_bits", "rng_uniform", "rng_normal", "ipow_u64",
-        "conv2d_into", "conv2d_by_depthwise", "conv2d_by_gemm", "conv2d_by_direct", "conv2d_by_blocked", "conv2d_by_blocked_bias", "conv2d_by_winograd",
+        "conv2d_into", "conv2d_by_depthwise", "conv2d_by_gemm", "conv2d_by_direct", "conv2d_by_blocked", "conv2d_by_blocked_bias", "conv2d_by_blocked_residual",
+        "conv2d_by_interleaved", "conv2d_by_interleaved_bias", "conv2d_by_interleaved_residual", "conv2d_by_winograd",
         "conv2d_by_wide", "conv2d_by_im2col", "conv2d_grad_input_into", "conv2d_grad_weight_into", "max_pool2d_into",
         "max_pool2d_grad_into", "max_pool2d_select_into", "avg_pool2d_into", "avg_pool2d_grad_into",
         "max_pool2d_parallel_into", "avg_pool2d_parallel_into", "conv2d_by_depthwise_parallel"]
