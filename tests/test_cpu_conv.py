@@ -294,16 +294,18 @@ def test_max_pool_forward_and_select_paths_match_the_reference(hw, kernel, strid
 
 
 def test_the_parallel_depthwise_convolution_is_the_serial_one():
-    """parallel_planes.py runs conv_depthwise.py's kernel per input channel (steps without BLAS)."""
+    """parallel_planes.py runs conv_depthwise.py's kernel on runs of an image's input channels
+    (steps without BLAS): 3 channels, a run each; 20 of 2 images, runs of 3, the last of 2."""
     from graphc.runtime.cpu.config import configure_once
     from graphc.runtime.cpu.parallel_planes import conv2d_by_depthwise_parallel
     configure_once()
-    x = rng.normal(size=(2, 3, 9, 8)).astype(np.float32)
-    w = rng.normal(size=(6, 1, 3, 3)).astype(np.float32)        # channel multiplier 2
-    for attrs in [(1, 1, 1, 1, 1, 1, 1, 1, 3), (2, 1, 1, 0, 0, 2, 1, 2, 3)]:
+    for c, attrs in [(3, (1, 1, 1, 1, 1, 1, 1, 1, 3)), (3, (2, 1, 1, 0, 0, 2, 1, 2, 3)), (20, (1, 1, 1, 1, 1, 1, 1, 1, 20)),
+                     (20, (2, 2, 0, 1, 1, 0, 1, 1, 20))]:
+        x = rng.normal(size=(2, c, 9, 8)).astype(np.float32)
+        w = rng.normal(size=(2 * c, 1, 3, 3)).astype(np.float32)        # channel multiplier 2
         oh, ow = (conv_out(s, 3, st, d, p) for s, st, d, p in
                   zip((9, 8), attrs[:2], attrs[6:8], ((attrs[2], attrs[3]), (attrs[4], attrs[5]))))
-        want, got = np.empty((2, 6, oh, ow), np.float32), np.empty((2, 6, oh, ow), np.float32)
+        want, got = np.empty((2, 2 * c, oh, ow), np.float32), np.empty((2, 2 * c, oh, ow), np.float32)
         ck.conv2d_by_depthwise(x, w, want, *attrs)
         conv2d_by_depthwise_parallel(x, w, got, *attrs)
         np.testing.assert_array_equal(got, want)

@@ -140,12 +140,18 @@ def test_strided_views_and_an_empty_batch():
 
 @pytest.mark.parametrize("config", CONFIGS[::3])
 def test_the_parallel_pools_are_the_serial_ones_plane_by_plane(config):
-    """parallel_planes.py (the steps without BLAS) runs the serial kernels on each plane's view."""
+    """parallel_planes.py (the steps without BLAS) runs the serial kernels on runs of planes
+    (2 x 3 planes: one a task; 3 x 13: runs of 3)."""
     from graphc.runtime.cpu import parallel_planes as pp
     from graphc.runtime.cpu.config import configure_once
     configure_once()                  # Numba's threading layer, as a CPU function starts it
+    for planes in ((2, 3), (3, 13)):
+        _parallel_is_serial(config, planes, pp)
+
+
+def _parallel_is_serial(config, planes, pp):
     hw, attrs = _attrs(config, MaxPool2D)
-    x = _data((2, 3) + hw, np.float32)
+    x = _data(planes + hw, np.float32)
     shape = pool_shape("max_pool2d", x.shape, **attrs)
     want, got = np.empty(shape, np.float32), np.empty(shape, np.float32)
     pk.max_pool2d_into(x, want, *_max_args(attrs))

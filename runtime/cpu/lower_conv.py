@@ -52,7 +52,7 @@ def _conv_helper(x, w, out_type, attrs, ctx, pack_weight=True):
     packable = blocked_conv(x, w) and not ctx.plan.inlined(w)   # as calls_blas predicted for the step
     helper = conv2d_helper(ctx.types[x].shape, ctx.types[w].shape, out_type.shape, a["stride"], a["padding"],
                            a["dilation"], a["groups"], packable)
-    if helper == "conv2d_by_depthwise" and _threaded(ctx, ctx.types[x]):   # on Numba's threads
+    if helper == "conv2d_by_depthwise" and _threaded(ctx, ctx.types[x], PLANES_PARALLEL_MIN):   # on Numba's threads
         return "conv2d_by_depthwise_parallel", None
     if helper != "conv2d_by_blocked":
         return helper, None
@@ -166,14 +166,20 @@ def _avg_pool(n, ctx):
                                   "count_include_pad"], _parallel_pool(n, ctx))
 
 
-def _threaded(ctx, t):
+# Pools and depthwise convolutions (parallel_planes.py: runs of planes per task) go parallel
+# from smaller images than generated loops: with 1 << 14 instead of PARALLEL_MIN, ShuffleNet
+# took 3.10 / 3.14 ms a call instead of 3.56 / 3.60, Inception v2 16.7 instead of 17.4 (the
+# two models built side by side in one process, calls taking turns, medians of 200 and 40).
+PLANES_PARALLEL_MIN = 1 << 14
+
+
+def _threaded(ctx, t, minimum=PARALLEL_MIN):
     """Run a pool, a depthwise convolution or a conv epilogue on Numba's threads: in a step
-    without BLAS (DESIGN.md section 7), for an image of PARALLEL_MIN values or more, the size
-    from which the generated loops go parallel too (emit.py). Each parallel loop costs ~3-10 us
-    to start and end; for ShuffleNet's small layers whether threading them all paid could not
-    be told apart from this machine's noise, so the usual threshold holds."""
+    without BLAS (DESIGN.md section 7), for an image of `minimum` values or more (PARALLEL_MIN:
+    the size from which the generated loops go parallel too, emit.py). Each parallel loop
+    costs ~3-10 us to start and end."""
     per_image = t.shape[1:]
-    return ctx.mod.parallel and None not in per_image and int(np.prod(per_image)) >= PARALLEL_MIN
+    return ctx.mod.parallel and None not in per_image and int(np.prod(per_image)) >= minimum
 
 
 def _layout(w, out_type, groups):
@@ -189,7 +195,7 @@ def _layout(w, out_type, groups):
 
 def _parallel_pool(n, ctx):
     """The forward pool on Numba's threads (parallel_planes.py) in a step that runs no BLAS."""
-    if n.op.name in ("max_pool2d", "avg_pool2d") and _threaded(ctx, ctx.types[n.inputs[0]]):
+    if n.op.name in ("max_pool2d", "avg_pool2d") and _threaded(ctx, ctx.types[n.inputs[0]], PLANES_PARALLEL_MIN):
         return f"{n.op.name}_parallel_into"
     return None
 
