@@ -309,3 +309,24 @@ def test_the_parallel_depthwise_convolution_is_the_serial_one():
         ck.conv2d_by_depthwise(x, w, want, *attrs)
         conv2d_by_depthwise_parallel(x, w, got, *attrs)
         np.testing.assert_array_equal(got, want)
+
+
+@pytest.mark.parametrize("threaded", [False, True])
+def test_a_depthwise_convs_batch_norm_and_relu_fold_into_its_kernel(threaded):
+    """conv (depthwise, constant weight) * s + t, relu'd, is one conv2d_by_depthwise_bias call
+    (parallel on an image of PLANES_PARALLEL_MIN values or more): w * s and the bias t; the
+    values are the interpreter's, a nan input stays a nan through the relu."""
+    hw = 24 if threaded else 6                      # 32 x 24 x 24 = 18432 values an image
+    with gc.Graph():
+        x = gc.placeholder((2, 32, hw, hw), gc.float32, name="x")
+        w = gc.constant(rng.normal(size=(32, 1, 3, 3)).astype(np.float32))
+        per = lambda: gc.constant(rng.normal(size=(1, 32, 1, 1)).astype(np.float32))   # noqa: E731
+        y = gc.relu(gc.conv2d(x, w, padding="same", groups=32) * per() + per())
+        cpu, interp = gc.function([x], [y], backend="cpu"), gc.function([x], [y], backend="interp")
+    xv = rng.normal(size=(2, 32, hw, hw)).astype(np.float32)
+    xv[1, 3, 2, 2] = np.nan
+    got, want = cpu(xv)[0], interp(xv)[0]
+    np.testing.assert_array_equal(np.isnan(got), np.isnan(want))
+    np.testing.assert_allclose(got, want, rtol=2e-5, atol=2e-5)
+    call = "conv2d_by_depthwise_bias_parallel(" if threaded else "conv2d_by_depthwise_bias("
+    assert call in cpu.source and "def conv2d_" not in cpu.source

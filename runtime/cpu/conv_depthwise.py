@@ -117,6 +117,14 @@ def depthwise_conv2d_into(x, w, out, sh_, sw_, pt_, pb_, pl_, pr_, dh_, dw_):
     channel oc filters input channel oc // m, with stride (sh, sw), padding (pt, pb, pl, pr)
     and dilation (dh, dw) (the int arguments get uint64 twins, sh_ -> sh: a name that changed
     type would be unified to float64). out must be C-contiguous, as conv2d_into's are."""
+    depthwise_conv2d_bias_into(x, w, np.zeros(0, out.dtype), 0, out, sh_, sw_, pt_, pb_, pl_, pr_, dh_, dw_)
+
+
+@njit(cache=True, fastmath={"contract"})
+def depthwise_conv2d_bias_into(x, w, bias, relu, out, sh_, sw_, pt_, pb_, pl_, pr_, dh_, dw_):
+    """depthwise_conv2d_into, then + bias[oc] (if bias has the o values) and max(., 0) if relu
+    (a nan stays a nan), each output plane while it is in cache: a per-channel affine epilogue
+    folded at compile time (lower_conv_affine.py; its scale is in w)."""
     xc, wc = np.ascontiguousarray(x), np.ascontiguousarray(w)
     xf, wf, of = xc.reshape(xc.size), wc.reshape(wc.size), out.reshape(out.size)
     n, c, h, wd = U(xc.shape[0]), U(xc.shape[1]), U(xc.shape[2]), U(xc.shape[3])
@@ -145,3 +153,13 @@ def depthwise_conv2d_into(x, w, out, sh_, sw_, pt_, pb_, pl_, pr_, dh_, dw_):
                             of[ob + oh * ow_n + q] = acc[oh * wp + q]
                 else:
                     _strided_taps(of, ob, oh_n, ow_n, plane, base, wf, oc * kh * kw, kh, kw, wp, sh, sw, dh, dw)
+                if bias.size == o or relu:
+                    _epilogue(of, ob, oh_n * ow_n, bias[oc] if bias.size == o else 0, relu)
+
+
+@njit(cache=True, fastmath={"contract"})
+def _epilogue(of, ob, size, b, relu):
+    """of[ob:ob + size] + b, then clipped at 0 if relu (a nan stays a nan, as ops/unary.py's relu)."""
+    for p in range(size):
+        v = of[ob + p] + b
+        of[ob + p] = 0.0 if relu and v < 0 else v

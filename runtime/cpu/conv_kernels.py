@@ -21,7 +21,7 @@ import numpy as np
 from numba import njit
 
 from .conv_blocked import blocked_conv2d_bias_into, blocked_conv2d_into
-from .conv_depthwise import depthwise_conv2d_into
+from .conv_depthwise import depthwise_conv2d_bias_into, depthwise_conv2d_into
 from .conv_interleaved import interleaved_conv2d_into
 from .conv_direct import (all_finite, direct_conv2d_grad_input_into, direct_conv2d_grad_weight_into,
                           direct_conv2d_into)
@@ -165,6 +165,14 @@ def conv2d_into(x, w, out, sh, sw, pt, pb, pl, pr, dh, dw, groups):
 @njit(cache=True)
 def conv2d_by_depthwise(x, w, out, sh, sw, pt, pb, pl, pr, dh, dw, groups):
     depthwise_conv2d_into(np.ascontiguousarray(x), np.ascontiguousarray(w), out, sh, sw, pt, pb, pl, pr, dh, dw)
+
+
+@njit(cache=True)
+def conv2d_by_depthwise_bias(x, w, bias, relu, out, sh, sw, pt, pb, pl, pr, dh, dw, groups):
+    """conv2d_by_depthwise + a bias per output channel, then maybe a relu: a depthwise conv's
+    per-channel affine epilogue, its scale folded into w (lower_conv_affine.py)."""
+    depthwise_conv2d_bias_into(np.ascontiguousarray(x), np.ascontiguousarray(w), bias, relu, out,
+                               sh, sw, pt, pb, pl, pr, dh, dw)
 
 
 @njit(cache=True)

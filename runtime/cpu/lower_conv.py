@@ -22,7 +22,7 @@ from . import conv_interleaved
 from .conv_blocked import tile_rows
 from .conv_kernels import conv2d_helper
 from .emit import CONTRACT, PARALLEL_MIN, ident, lowers, ops_name
-from .lower_conv_affine import affine_epilogue, pack, packed_affine
+from .lower_conv_affine import affine_epilogue, pack, packed_affine, scaled_depthwise
 from .lower_scan import blocked_conv
 from .loops import Body, output_dests
 
@@ -89,6 +89,15 @@ def _conv_epilogue(n, ctx):
     dtype = b.inner_types[0].dtype
     x, w = (n.inputs[p.index] for p in conv.operands[:2])
     helper, _ = _conv_helper(x, w, b.inner_types[0], conv.kwargs, ctx, pack_weight=False)
+    if helper.startswith("conv2d_by_depthwise") and blocked_conv(x, w) and not ctx.plan.inlined(w):
+        fold = affine_epilogue(n, ctx, x, w, ctx.types[n])
+        if fold is not None:              # the scale in the weight, the shift a bias (conv_depthwise.py)
+            scale, shift, relu, _ = fold
+            wd, bias = scaled_depthwise(ctx, w, scale, shift)
+            ctx.mod.call(helper.replace("depthwise", "depthwise_bias"), [ctx.value(x), wd, bias, str(int(relu)), dests[0]]
+                         + _conv_consts(conv.kwargs), [x.name, f"{w.name}, scaled", "epilogue as a bias", "relu"]
+                         + [f"-> {users[0].name}"] + CONV_NOTES)
+            return dests[0]
     fold = (affine_epilogue(n, ctx, x, w, ctx.types[n], residual=_in_place(helper, ctx.types[w].shape, conv.kwargs))
             if helper in ("conv2d_by_blocked", "conv2d_by_interleaved") else None)
     if fold is not None:                  # the epilogue in the micro-kernel (lower_conv_affine.py)

@@ -132,3 +132,17 @@ def packed_affine(ctx, w, groups, scale, shift, layout):
                      ctx.param(f"{base}_bias{len(done)}", "const", bias,
                                f"{w.name}'s epilogue as a bias per output channel"))
     return done[key]
+
+
+def scaled_depthwise(ctx, w, scale, shift):
+    """The step's constants for conv2d_by_depthwise_bias: the depthwise weight times its
+    epilogue's scale per output channel (no packing), and the shift as a bias."""
+    done = ctx.__dict__.setdefault("scaled_depthwise", {})
+    key = (w, scale.tobytes(), shift.tobytes())
+    if key not in done:
+        value = (w.attrs["value"].astype(np.float64) * scale.reshape(-1, 1, 1, 1)).astype(np.float32)
+        base = ctx.value(w)
+        done[key] = (ctx.param(f"{base}_dwscaled{len(done)}", "const", value, f"{w.name} times its epilogue's scale"),
+                     ctx.param(f"{base}_dwbias{len(done)}", "const", shift.astype(np.float32),
+                               f"{w.name}'s epilogue as a bias per output channel"))
+    return done[key]
