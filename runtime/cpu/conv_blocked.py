@@ -238,6 +238,16 @@ def _phase_channel(x, xp, ch, sh, sw, pt, pl, hq, wq):
                     xp[at + q] = src[u8(x0) + q * u8(sw)]
 
 
+@njit(cache=True)
+def split_strips(strips, ob):
+    """(strips per chunk, chunks) for tiles of `ob` channel blocks x `strips` position strips:
+    at least JOBS jobs of ob * chunks in all, and no empty chunk (19 strips in 16 chunks of 2
+    had left 6 empty: one thread idle), so the threads get equal shares."""
+    want = max(1, min(strips, (JOBS + ob - 1) // ob))
+    per = (strips + want - 1) // want
+    return per, (strips + per - 1) // per
+
+
 @njit(cache=True, parallel=True)
 def _tiles(xp, x_base, wflat, w_base, offs, c, plane, n_pos, o, wide, o_base, o_pitch, bias, b_base, relu, mr,
            res, has_res):
@@ -249,9 +259,7 @@ def _tiles(xp, x_base, wflat, w_base, offs, c, plane, n_pos, o, wide, o_base, o_
     nv = NV_POINTWISE if mr == MR_POINTWISE else NV
     ob = (o + mr - 1) // mr
     strips = (n_pos + nv * V - 1) // (nv * V)
-    want = max(1, min(strips, (JOBS + ob - 1) // ob))
-    per = (strips + want - 1) // want
-    chunks = (strips + per - 1) // per         # no empty chunks (19 strips in 16 had 6): equal shares
+    per, chunks = split_strips(strips, ob)
     for job in prange(ob * chunks):
         g, k = job // chunks, job % chunks
         for s in range(k * per, min(strips, (k + 1) * per)):

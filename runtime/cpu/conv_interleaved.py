@@ -30,7 +30,7 @@ from numba import njit, prange, types
 from numba.core import cgutils
 from numba.extending import intrinsic
 
-from .conv_blocked import COPY_PARALLEL_MIN, JOBS, V, _ptr, _splat
+from .conv_blocked import COPY_PARALLEL_MIN, V, _ptr, _splat, split_strips
 
 NB = 2          # vectors of 16 output channels per tile
 P_MAX = 14      # positions per tile: 12 or 14 (interleaved_conv2d_into picks)
@@ -38,8 +38,10 @@ CO = NB * V     # output channels per tile
 CI = V          # input channels per block
 
 
-MAX_POSITIONS = 128 * 128   # larger planes stay with conv_blocked (VGG's 64 -> 64 at 224x224:
-                            # 16.3 vs 17.1 ms; 128 -> 128 at 112x112: 11.6 vs 8.9, this faster)
+# Larger planes stay with conv_blocked (VGG's 64 -> 64 at 224x224: 16.3 vs 17.1 ms; 128 -> 128
+# at 112x112: 11.6 vs 8.9, this faster). A 224x224 plane is 49 x 4 KiB: the 16 lanes of each
+# scatter then probably fall in one cache set (not measured further).
+MAX_POSITIONS = 128 * 128
 
 
 def fits(cg, og, kh, kw, positions=None):
@@ -233,9 +235,7 @@ def _tiles(xi, x_base, wflat, w_base, offs, n_pos, wq, ow_n, o, out, o_base, pla
     taps = offs.size
     ob = (o + CO - 1) // CO
     strips = (n_pos + p - 1) // p
-    want = max(1, min(strips, (JOBS + ob - 1) // ob))
-    per = (strips + want - 1) // want
-    chunks = (strips + per - 1) // per         # no empty chunks (19 strips in 16 had 6): equal shares
+    per, chunks = split_strips(strips, ob)
     for job in prange(ob * chunks):
         g, k = job // chunks, job % chunks
         for s in range(k * per, min(strips, (k + 1) * per)):
