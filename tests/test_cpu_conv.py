@@ -297,7 +297,7 @@ def test_the_parallel_depthwise_convolution_is_the_serial_one():
     """parallel_planes.py runs conv_depthwise.py's kernel on runs of an image's input channels
     (steps without BLAS): 3 channels, a run each; 20 of 2 images, runs of 3, the last of 2."""
     from graphc.runtime.cpu.config import configure_once
-    from graphc.runtime.cpu.parallel_planes import conv2d_by_depthwise_parallel
+    from graphc.runtime.cpu.parallel_planes import conv2d_by_depthwise_bias_parallel, conv2d_by_depthwise_parallel
     configure_once()
     for c, attrs in [(3, (1, 1, 1, 1, 1, 1, 1, 1, 3)), (3, (2, 1, 1, 0, 0, 2, 1, 2, 3)), (20, (1, 1, 1, 1, 1, 1, 1, 1, 20)),
                      (20, (2, 2, 0, 1, 1, 0, 1, 1, 20))]:
@@ -308,6 +308,10 @@ def test_the_parallel_depthwise_convolution_is_the_serial_one():
         want, got = np.empty((2, 2 * c, oh, ow), np.float32), np.empty((2, 2 * c, oh, ow), np.float32)
         ck.conv2d_by_depthwise(x, w, want, *attrs)
         conv2d_by_depthwise_parallel(x, w, got, *attrs)
+        np.testing.assert_array_equal(got, want)
+        bias = rng.normal(size=2 * c).astype(np.float32)      # each run's slice of the biases
+        ck.conv2d_by_depthwise_bias(x, w, bias, 1, want, *attrs)
+        conv2d_by_depthwise_bias_parallel(x, w, bias, 1, got, *attrs)
         np.testing.assert_array_equal(got, want)
 
 

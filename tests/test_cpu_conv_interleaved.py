@@ -119,6 +119,17 @@ def test_which_convolutions_it_takes():
     assert not ci.fits(64, 64, 3, 3, 224 * 224) and not ci.fits(64, 64, 3, 3)  # a large or unknown plane
 
 
+def test_the_tiles_are_split_into_chunks_none_of_them_empty():
+    """conv_blocked.split_strips, both kernels' split of an image's tiles over the threads: 19
+    strips of one channel block in chunks of 2 had left 6 of 16 chunks empty (a thread idle)."""
+    for strips in range(1, 60):
+        for ob in (1, 2, 5, 37):
+            per, chunks = cb.split_strips(strips, ob)
+            assert (chunks - 1) * per < strips <= chunks * per        # every chunk has strips
+            assert ob * chunks >= min(cb.JOBS, ob * strips) // 2       # and enough jobs to share
+    assert cb.split_strips(19, 1) == (2, 10)
+
+
 def test_conv_blocked_adds_a_residual_where_it_writes_in_place():
     x = rng.normal(size=(2, 24, 7, 9)).astype(np.float32)
     w = rng.normal(size=(30, 24, 1, 1)).astype(np.float32)
