@@ -166,11 +166,14 @@ def _memory(fn, c):
     # the CPU backend by name, as graphc/function.py's BACKENDS loads it: importing graphc
     # (which exports gc.report) must not import the backend, which imports graphc
     _may_raise = importlib.import_module("graphc.runtime.cpu.codegen")._may_raise
+    from graphc.runtime.cpu.channel_gather import channel_gathers
     from graphc.runtime.cpu.layout import aliases_in, layouts
     from graphc.runtime.memory import plan_memory
     nodes, types = fn.nodes, c.types
     in_place = not (fn.check_numerics or _may_raise(nodes, types))
-    plan = plan_memory(nodes, fn.outputs, fn.updates, types, aliases_in(layouts(nodes, types)), in_place=in_place)
+    layout = layouts(nodes, types)
+    gathers = {} if fn.check_numerics else channel_gathers(nodes, types, layout, set(fn.outputs) | set(fn.updates.values()))
+    plan = plan_memory(nodes, fn.outputs, fn.updates, types, aliases_in(layout, gathers), in_place=in_place)
     buffers = [{"name": b.name, "type": f"{b.dtype.name} {tuple(b.shape)}",
                 "values": [(n.id, n.name) for n in nodes if plan.target(n) == b.name]} for b in plan.buffers]
     in_place_rows = [(n.id, n.name, plan.target(n).name) for n in nodes

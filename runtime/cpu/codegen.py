@@ -51,6 +51,7 @@ from graphc.runtime.memory import Buffer, kshape, plan_memory
 
 from . import lower_conv, lower_linalg, lower_multi, lower_nn, lower_scan, lower_shape  # noqa: F401  (they fill the table of lowerings)
 from .emit import Ctx, Module, ident, short
+from .channel_gather import channel_gathers
 from .layout import aliases_in, layouts
 from .loops import int_power_checked, lower, single_step
 from .lower_shape import copy_into
@@ -103,15 +104,18 @@ def generate(nodes, outputs, updates, types, inputs, parallel=False, header="# g
     mod = Module(parallel)
     prog = Program()
     layout = layouts(nodes, types)
+    # a step checking every value makes each (a gather's reader would skip it: channel_gather.py)
+    gathers = {} if check_numerics else channel_gathers(nodes, types, layout, set(outputs) | set(updates.values()))
     # a step that may stop with an error (a failed check) leaves the variables as they were,
     # as the interpreter does: its updates are copied in at the end, never written in place
     in_place = not (check_numerics or _may_raise(nodes, types))
-    plan = plan_memory(nodes, outputs, updates, types, aliases_in(layout), in_place=in_place)
+    plan = plan_memory(nodes, outputs, updates, types, aliases_in(layout, gathers), in_place=in_place)
     names, notes = {}, []
     param, variables, outs = step_arguments(prog, notes, names, nodes, outputs, updates, types, inputs, plan,
                                             check_numerics)
 
     ctx = Ctx(mod, names, types, plan, layout, nodes, param=param, outs=outs)
+    ctx.gathers, ctx.materialized, ctx.plane_params = gathers, {}, {}
     lower_nodes(nodes, inputs, variables, ctx, prog, lower, check_numerics)
     prog.raises = ctx.checked
     prog.in_place = [v for v in variables if plan.in_place(v)]

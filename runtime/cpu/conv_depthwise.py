@@ -125,9 +125,18 @@ def depthwise_conv2d_bias_into(x, w, bias, relu, out, sh_, sw_, pt_, pb_, pl_, p
     """depthwise_conv2d_into, then + bias[oc] (if bias has the o values) and max(., 0) if relu
     (a nan stays a nan), each output plane while it is in cache: a per-channel affine epilogue
     folded at compile time (lower_conv_affine.py; its scale is in w)."""
+    shuffled_depthwise_into(x, np.zeros(0, np.int64), w, bias, relu, out, sh_, sw_, pt_, pb_, pl_, pr_, dh_, dw_)
+
+
+@njit(cache=True, fastmath={"contract"})
+def shuffled_depthwise_into(x, planes, w, bias, relu, out, sh_, sw_, pt_, pb_, pl_, pr_, dh_, dw_):
+    """depthwise_conv2d_bias_into of the channels x[:, planes] (all of x's if planes is empty),
+    read where they lie: a channel shuffle before a depthwise conv (ShuffleNet's reshape,
+    transpose, reshape; channel_gather.py) costs no copy."""
     xc, wc = np.ascontiguousarray(x), np.ascontiguousarray(w)
     xf, wf, of = xc.reshape(xc.size), wc.reshape(wc.size), out.reshape(out.size)
-    n, c, h, wd = U(xc.shape[0]), U(xc.shape[1]), U(xc.shape[2]), U(xc.shape[3])
+    n, cx, h, wd = U(xc.shape[0]), U(xc.shape[1]), U(xc.shape[2]), U(xc.shape[3])
+    c = U(planes.size) if planes.size else cx
     o, kh, kw = U(wc.shape[0]), U(wc.shape[2]), U(wc.shape[3])
     oh_n, ow_n = U(out.shape[2]), U(out.shape[3])
     sh, sw, pt, pl, dh, dw = U(sh_), U(sw_), U(pt_), U(pl_), U(dh_), U(dw_)
@@ -139,7 +148,7 @@ def depthwise_conv2d_bias_into(x, w, bias, relu, out, sh_, sw_, pt_, pb_, pl_, p
     acc = np.empty(np.int64((oh_n - U1) * wp + ow_n if wide else U0), out.dtype)
     for b in range(n):
         for ci in range(c):
-            src = (b * c + ci) * h * wd
+            src = (b * cx + (U(planes[ci]) if planes.size else ci)) * h * wd
             plane, base = xf, src
             if padded:
                 _copy_inside(xp, xf, src, h, wd, wp, pt, pl)
@@ -163,3 +172,15 @@ def _epilogue(of, ob, size, b, relu):
     for p in range(size):
         v = of[ob + p] + b
         of[ob + p] = 0.0 if relu and v < 0 else v
+
+
+@njit(cache=True)
+def gather_planes(x, planes):
+    """x[:, planes] as a new C-contiguous array: a channel shuffle for a reader that cannot
+    take the plane map itself."""
+    xc = np.ascontiguousarray(x)
+    out = np.empty((xc.shape[0], planes.size, xc.shape[2], xc.shape[3]), xc.dtype)
+    for b in range(xc.shape[0]):
+        for c in range(planes.size):
+            out[b, c] = xc[b, planes[c]]
+    return out

@@ -21,7 +21,7 @@ import numpy as np
 from numba import njit
 
 from .conv_blocked import blocked_conv2d_bias_into, blocked_conv2d_into
-from .conv_depthwise import depthwise_conv2d_bias_into, depthwise_conv2d_into
+from .conv_depthwise import depthwise_conv2d_bias_into, depthwise_conv2d_into, gather_planes, shuffled_depthwise_into  # noqa: F401
 from .conv_interleaved import interleaved_conv2d_into
 from .conv_direct import (all_finite, direct_conv2d_grad_input_into, direct_conv2d_grad_weight_into,
                           direct_conv2d_into)
@@ -173,6 +173,14 @@ def conv2d_by_depthwise_bias(x, w, bias, relu, out, sh, sw, pt, pb, pl, pr, dh, 
     per-channel affine epilogue, its scale folded into w (lower_conv_affine.py)."""
     depthwise_conv2d_bias_into(np.ascontiguousarray(x), np.ascontiguousarray(w), bias, relu, out,
                                sh, sw, pt, pb, pl, pr, dh, dw)
+
+
+@njit(cache=True)
+def conv2d_by_shuffled_depthwise(x, planes, w, bias, relu, out, sh, sw, pt, pb, pl, pr, dh, dw, groups):
+    """conv2d_by_depthwise_bias of x[:, planes], reading x's planes where they lie (a channel
+    shuffle folded into the reads: channel_gather.py)."""
+    shuffled_depthwise_into(np.ascontiguousarray(x), planes, np.ascontiguousarray(w), bias, relu, out,
+                            sh, sw, pt, pb, pl, pr, dh, dw)
 
 
 @njit(cache=True)

@@ -34,14 +34,15 @@ from graphc.runtime import scalar_math
 
 from .gemm import matmul_into  # noqa: F401  (the kernels import it from here, with the math)
 from .conv_kernels import (conv2d_by_blocked, conv2d_by_blocked_bias, conv2d_by_blocked_residual,
-                           conv2d_by_depthwise, conv2d_by_depthwise_bias,  # noqa: F401
+                           conv2d_by_depthwise, conv2d_by_depthwise_bias, conv2d_by_shuffled_depthwise,  # noqa: F401
                            conv2d_by_direct, conv2d_by_gemm, conv2d_by_im2col, conv2d_by_interleaved,
-                           conv2d_by_interleaved_bias, conv2d_by_interleaved_residual, conv2d_by_wide,
+                           conv2d_by_interleaved_bias, conv2d_by_interleaved_residual, conv2d_by_wide, gather_planes,
                            conv2d_by_winograd, conv2d_grad_input_into, conv2d_grad_weight_into, conv2d_into)
 from .pool_kernels import (avg_pool2d_grad_into, avg_pool2d_into, max_pool2d_grad_into,  # noqa: F401
                            max_pool2d_into, max_pool2d_select_into)
 from .parallel_planes import (avg_pool2d_parallel_into, conv2d_by_depthwise_bias_parallel,  # noqa: F401
-                              conv2d_by_depthwise_parallel, max_pool2d_parallel_into)
+                              conv2d_by_depthwise_parallel, conv2d_by_shuffled_depthwise_parallel,
+                              max_pool2d_parallel_into)
 
 MAX_REL_ERROR = 1e-6
 

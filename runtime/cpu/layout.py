@@ -14,9 +14,12 @@ def layouts(nodes, types):
     return layout
 
 
-def aliases_in(layout):
-    """The memory plan's `aliases` for these layouts (runtime/memory.py)."""
+def aliases_in(layout, gathers=()):
+    """The memory plan's `aliases` for these layouts (runtime/memory.py); the channel gathers
+    that depthwise convolutions read in place (channel_gather.py) count as views."""
     def aliases(n):
+        if n in gathers:
+            return True
         if n.op.view == "strided":
             return layout[n] == "A"          # a getitem of one element is copied, not viewed
         if n.op.view == "reshape":

@@ -19,6 +19,7 @@ from graphc.core.region import Param
 from graphc.runtime.memory import Buffer, kshape
 
 from . import conv_interleaved
+from .channel_gather import materialize, pending, source
 from .conv_blocked import tile_rows
 from .conv_kernels import conv2d_helper
 from .emit import CONTRACT, PARALLEL_MIN, ident, lowers, ops_name
@@ -73,6 +74,8 @@ def _conv_helper(x, w, out_type, attrs, ctx, pack_weight=True):
 def _conv(n, ctx):
     if n.op.name != "conv2d":
         return _call(n, ctx, _conv_consts(n.attrs), CONV_NOTES)
+    if pending(n.inputs[0], ctx):         # a channel shuffle only depthwise convs read
+        materialize(n.inputs[0], ctx)
     helper, packed = _conv_helper(n.inputs[0], n.inputs[1], ctx.types[n], n.attrs, ctx)
     return _call(n, ctx, _conv_consts(n.attrs), CONV_NOTES, helper, packed)
 
@@ -94,10 +97,19 @@ def _conv_epilogue(n, ctx):
         if fold is not None:              # the scale in the weight, the shift a bias (conv_depthwise.py)
             scale, shift, relu, _ = fold
             wd, bias = scaled_depthwise(ctx, w, scale, shift)
-            ctx.mod.call(helper.replace("depthwise", "depthwise_bias"), [ctx.value(x), wd, bias, str(int(relu)), dests[0]]
-                         + _conv_consts(conv.kwargs), [x.name, f"{w.name}, scaled", "epilogue as a bias", "relu"]
-                         + [f"-> {users[0].name}"] + CONV_NOTES)
+            args, notes = [ctx.value(x)], [x.name]
+            if pending(x, ctx):           # a channel shuffle, read in place (channel_gather.py)
+                y, planes = source(x, ctx)
+                helper = helper.replace("depthwise", "shuffled_depthwise")
+                args, notes = [ctx.value(y), planes], [y.name, f"the channels {x.name} takes"]
+            else:
+                helper = helper.replace("depthwise", "depthwise_bias")
+            ctx.mod.call(helper, args + [wd, bias, str(int(relu)), dests[0]] + _conv_consts(conv.kwargs),
+                         notes + [f"{w.name}, scaled", "epilogue as a bias", "relu", f"-> {users[0].name}"] + CONV_NOTES)
             return dests[0]
+    if pending(x, ctx):                   # the paths below read the whole gathered value
+        materialize(x, ctx)
+        b = Body(ctx, n.inputs, steps, [ctx.types[i] for i in n.inputs], node=n)
     fold = (affine_epilogue(n, ctx, x, w, ctx.types[n], residual=_in_place(helper, ctx.types[w].shape, conv.kwargs))
             if helper in ("conv2d_by_blocked", "conv2d_by_interleaved") else None)
     if fold is not None:                  # the epilogue in the micro-kernel (lower_conv_affine.py)

@@ -9,7 +9,8 @@ FAST = ["exp32", "expm1_32", "log32", "matmul_into", "row_max", "row_min", "row_
         "conv2d_by_wide", "conv2d_by_im2col", "conv2d_grad_input_into", "conv2d_grad_weight_into", "max_pool2d_into",
         "max_pool2d_grad_into", "max_pool2d_select_into", "avg_pool2d_into", "avg_pool2d_grad_into",
         "max_pool2d_parallel_into", "avg_pool2d_parallel_into", "conv2d_by_depthwise_parallel",
-        "conv2d_by_depthwise_bias", "conv2d_by_depthwise_bias_parallel"]
+        "conv2d_by_depthwise_bias", "conv2d_by_depthwise_bias_parallel", "conv2d_by_shuffled_depthwise",
+        "conv2d_by_shuffled_depthwise_parallel", "gather_planes"]
 
 
 class CpuTarget(Target):
