@@ -21,7 +21,9 @@ import numpy as np
 from numba import njit
 
 from .conv_blocked import blocked_conv2d_bias_into, blocked_conv2d_into
-from .conv_depthwise import depthwise_conv2d_bias_into, depthwise_conv2d_into, gather_planes, shuffled_depthwise_into  # noqa: F401
+# gather_planes is re-exported for the generated steps (fastmath imports it from here)
+from .conv_depthwise import (depthwise_conv2d_bias_into, depthwise_conv2d_into, gather_planes,  # noqa: F401
+                             shuffled_depthwise_into)
 from .conv_interleaved import interleaved_conv2d_into
 from .conv_direct import (all_finite, direct_conv2d_grad_input_into, direct_conv2d_grad_weight_into,
                           direct_conv2d_into)
