@@ -111,6 +111,24 @@ def test_pack_weights_puts_each_weight_where_the_micro_kernel_reads_it():
     assert list(ci.pack_bias(np.arange(40), 2)[[0, 19, 20, 32, 51]]) == [0, 19, 0, 20, 39]
 
 
+@pytest.mark.parametrize("c, groups, h, w, sh, sw, pt, pb, pl, pr", [
+    (16, 1, 5, 7, 1, 1, 1, 1, 1, 1), (40, 2, 6, 9, 2, 2, 1, 0, 1, 2), (33, 1, 7, 8, 3, 2, 0, 2, 2, 0),
+    (64, 1, 30, 30, 2, 2, 0, 1, 0, 1),      # on the threads (from COPY_PARALLEL_MIN entries)
+    (32, 1, 8, 5, 1, 3, 0, 0, 4, 1)])       # a left pad wider than the stride
+def test_the_input_copy_is_the_padded_phases_in_blocks_of_16(c, groups, h, w, sh, sw, pt, pb, pl, pr):
+    """_interleave's entry (g, b, a, e, y, z, lane) = padded x[g * C / groups + b * 16 + lane,
+    y * sh + a, z * sw + e], zeros past a group's channels and the planes, then the slack."""
+    x = rng.normal(size=(c, h, w)).astype(np.float32)
+    cg, cb_n = c // groups, -(-(c // groups) // 16)
+    hq, wq = -(-(h + pt + pb) // sh), -(-(w + pl + pr) // sw)
+    padded = np.zeros((groups, cb_n * 16, hq * sh, wq * sw), np.float32)
+    padded[:, :cg, pt:pt + h, pl:pl + w] = x.reshape(groups, cg, h, w)
+    want = padded.reshape(groups, cb_n, 16, hq, sh, wq, sw).transpose(0, 1, 4, 6, 3, 5, 2)
+    got = ci._interleave(x, cb_n, groups, sh, sw, pt, pl, hq, wq, 7)
+    assert got.size == want.size + 7 and not got[want.size:].any()
+    np.testing.assert_array_equal(got[:want.size].reshape(want.shape), want)
+
+
 def test_which_convolutions_it_takes():
     assert ci.fits(64, 64, 3, 3, 56 * 56) and ci.fits(128, 32, 3, 3, 7 * 7) and ci.fits(48, 128, 5, 5, 27 * 27)
     assert not ci.fits(64, 256, 1, 1, 56 * 56)            # 1x1: conv_blocked reads its input in place

@@ -215,17 +215,17 @@ def _interleave_row(x, xi, job, cb_n, groups, sh, sw, pt, pl, hq, wq):
     u8 = np.uint64
     xf, plane = x.reshape(x.size), u8(h * w)
     src = u8((first * h + y) * w)
-    if sw == 1 and lanes == CI:        # unsigned indices, a fixed count: 16 loads and a vector store
-        at = u8((row + pl) * CI)
-        for z in range(u8(w)):
-            for lane in range(u8(CI)):
-                xi[at + z * u8(CI) + lane] = xf[src + lane * plane + z]
-    else:
-        for z in range(w):
-            pz = z + pl
-            at = u8(((row + (pz % sw) * hq * wq) + pz // sw) * CI)
-            for lane in range(lanes):
-                xi[at + u8(lane)] = xf[src + u8(lane) * plane + u8(z)]
+    # A channel's row is read in order and written 16 floats apart (lines that stay in L1): measured
+    # (ms, median of 60) 25-35% faster than 16 loads from 16 planes per position; with
+    # per-element phase arithmetic a stride-2 copy of 128 x 56 x 56 had taken 0.96 of its conv's 1.71.
+    for e in range(sw):                # column phase e holds the columns z with z + pl = e (mod sw)
+        z0 = (e - pl) % sw
+        at = u8((row + e * hq * wq + (z0 + pl) // sw) * CI)
+        count = u8((w - z0 + sw - 1) // sw if z0 < w else 0)
+        for lane in range(u8(lanes)):
+            s0 = src + lane * plane + u8(z0)
+            for k in range(count):
+                xi[at + k * u8(CI) + lane] = xf[s0 + k * u8(sw)]
 
 
 @njit(cache=True, parallel=True)
