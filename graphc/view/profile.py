@@ -4,7 +4,9 @@ the generated step, and per node the bytes it moves and the arithmetic it does.
 Timing replays the step as plain Python: the statements of the step that runs
 (`Program.cache_source`, the same calls as `fn.source` without comments), each
 top-level statement wrapped in perf_counter (BLAS on one thread), on copies of the variables (the
-function's state is left alone) and fresh buffers. Each kernel call then pays
+function's state is left alone, and each call starts from its values) and one set of buffers
+made before the first call and reused, as the runtime's are (fresh ones per call had charged a
+conv's first touch of its output, page faults, to its statement). Each kernel call then pays
 Python's call overhead (~1 us), which a Numba-compiled short step does not: the
 times of tiny kernels are upper bounds. Bytes and flops come from the concrete
 types, not from counters: bytes = what a node reads plus what it writes (views
@@ -61,10 +63,17 @@ def timed_step(source, namespace):
 
 
 def step_arguments(fn, c, feeds):
-    """What the runtime passes the step (runtime/cpu/function.py), with copies of the variables."""
+    """What the runtime passes the step (runtime/cpu/function.py), with copies of the variables,
+    and a function that puts the variables' values back into those copies (a training step
+    updates them in place)."""
     feeds = [np.ascontiguousarray(a).reshape(1) if np.ndim(a) == 0 else np.ascontiguousarray(a) for a in feeds]
-    variables = [np.array(fn.graph.store[v]).reshape(v.shape or (1,)) for v in c.var_nodes]
-    return feeds + variables + c.new_outs() + c.new_fixed()
+    values = [np.array(fn.graph.store[v]).reshape(v.shape or (1,)) for v in c.var_nodes]
+    variables = [v.copy() for v in values]
+
+    def restore():
+        for copy, value in zip(variables, values):
+            np.copyto(copy, value)
+    return feeds + variables + c.new_outs() + c.new_fixed(), restore
 
 
 def sample_feeds(fn, sig):
@@ -89,14 +98,16 @@ def profile(fn, c, feeds, repeat=REPEAT):
     try:                # GEMMs on one thread, as graphc picks for small ones: on a busy machine
         if blas is not None:          # OpenBLAS's spinning threads would swamp the timings
             blas.set(1)
+        args, restore = step_arguments(fn, c, feeds)
         for _ in range(repeat):
-            step(*step_arguments(fn, c, feeds))
+            restore()
+            step(*args)
     finally:
         if blas is not None:
             blas.set(threads)
     whole = float("inf")
     for _ in range(repeat):
-        args = step_arguments(fn, c, feeds)
+        restore()
         t0 = time.perf_counter()
         c.step(*args)
         whole = min(whole, time.perf_counter() - t0)

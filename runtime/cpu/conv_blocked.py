@@ -255,22 +255,45 @@ def _tiles(xp, x_base, wflat, w_base, offs, c, plane, n_pos, o, wide, o_base, o_
     from the c channels of xp from x_base, the weights of wflat from w_base (packed in tiles
     of mr channels) and the biases of bias from b_base (plus res at the same index if has_res,
     then relu'd if relu)."""
-    taps = offs.size
     nv = NV_POINTWISE if mr == MR_POINTWISE else NV
     ob = (o + mr - 1) // mr
     strips = (n_pos + nv * V - 1) // (nv * V)
-    per, chunks = split_strips(strips, ob)
-    for job in prange(ob * chunks):
-        g, k = job // chunks, job % chunks
-        for s in range(k * per, min(strips, (k + 1) * per)):
-            v0 = s * nv * V
-            x0, w0, at = x_base + v0, w_base + g * taps * c * mr, o_base + g * mr * o_pitch + v0
-            n_valid, m_valid, b0 = min(nv * V, n_pos - v0), min(mr, o - g * mr), b_base + g * mr
-            if mr == MR_POINTWISE:
-                _tile_pointwise(xp, wflat, offs, c, plane, x0, w0, n_valid, m_valid, wide, at, o_pitch, bias, b0, relu,
-                                res, has_res)
-            else:
-                _tile(xp, wflat, offs, c, plane, x0, w0, n_valid, m_valid, wide, at, o_pitch, bias, b0, relu, res, has_res)
+    if offs.size == 1:
+        # A 1x1 kernel's tiles run strip by strip, each strip's channel blocks in turn, split into
+        # JOBS equal runs (prange gives each thread consecutive runs; get_num_threads here would
+        # keep Numba from caching this): a strip's inputs (C x 48 floats) stay in cache while the
+        # weights cycle.
+        # Block by block (below) read the whole input once per block of 8 channels (3 MiB at 256
+        # x 56 x 56); measured (ms, median of 60, two runs, ResNet's 1x1 layers, that vs this):
+        # 256 -> 64 at 56x56 0.68-1.02 vs 0.52-0.58, 512 -> 256 at 28x28 1.27-1.88 vs 1.04-1.24,
+        # 2048 -> 512 at 7x7 about the same.
+        tiles = strips * ob
+        runs = min(JOBS, tiles)
+        for job in prange(runs):
+            for t in range(job * tiles // runs, (job + 1) * tiles // runs):
+                _strip_tile(xp, x_base, wflat, w_base, offs, c, plane, n_pos, o, wide, o_base, o_pitch, bias, b_base,
+                            relu, mr, res, has_res, nv, t // ob, t % ob)
+    else:
+        per, chunks = split_strips(strips, ob)
+        for job in prange(ob * chunks):
+            g, k = job // chunks, job % chunks
+            for s in range(k * per, min(strips, (k + 1) * per)):
+                _strip_tile(xp, x_base, wflat, w_base, offs, c, plane, n_pos, o, wide, o_base, o_pitch, bias, b_base,
+                            relu, mr, res, has_res, nv, s, g)
+
+
+@njit(inline="always")
+def _strip_tile(xp, x_base, wflat, w_base, offs, c, plane, n_pos, o, wide, o_base, o_pitch, bias, b_base, relu, mr,
+                res, has_res, nv, s, g):
+    """The tile of position strip s and channel block g (_tiles's arguments)."""
+    v0 = s * nv * V
+    x0, w0, at = x_base + v0, w_base + g * offs.size * c * mr, o_base + g * mr * o_pitch + v0
+    n_valid, m_valid, b0 = min(nv * V, n_pos - v0), min(mr, o - g * mr), b_base + g * mr
+    if mr == MR_POINTWISE:
+        _tile_pointwise(xp, wflat, offs, c, plane, x0, w0, n_valid, m_valid, wide, at, o_pitch, bias, b0, relu,
+                        res, has_res)
+    else:
+        _tile(xp, wflat, offs, c, plane, x0, w0, n_valid, m_valid, wide, at, o_pitch, bias, b0, relu, res, has_res)
 
 
 @njit(cache=True)
