@@ -3,7 +3,7 @@ reference: hand-picked shapes that reach each of its cases (stride phases, dilat
 pads, groups, channels that do not fill the blocks of 16 inputs and 32 outputs, planes whose
 positions are not a multiple of a tile's 12 or 14, a batch), random ones (hypothesis), its bias,
 residual and relu, infs and nans; the residual in conv_blocked's 1x1 kernel; and the lowering:
-which kernel a convolution gets, and a residual block's conv + batch norm + add + relu as one
+which kernel a convolution gets, conv_blocked's 1x1 tiles in runs, and a residual block's conv + batch norm + add + relu as one
 call of either."""
 import numpy as np
 import pytest
@@ -146,6 +146,18 @@ def test_the_tiles_are_split_into_chunks_none_of_them_empty():
             assert (chunks - 1) * per < strips <= chunks * per        # every chunk has strips
             assert ob * chunks >= min(cb.JOBS, ob * strips) // 2       # and enough jobs to share
     assert cb.split_strips(19, 1) == (2, 10)
+
+
+def test_conv_blocked_1x1_tiles_split_into_runs_cover_each_tile_once():
+    """A 1x1 kernel's tiles run strip by strip in JOBS runs (conv_blocked._tiles): 5 blocks of 8
+    channels x 7 strips of 48 = 35 tiles (14 x 32: 3 blocks x 11 strips = 33) in 16 runs."""
+    x = rng.normal(size=(1, 24, 17, 19)).astype(np.float32)
+    w = rng.normal(size=(40, 24, 1, 1)).astype(np.float32)
+    for rows in (cb.MR, cb.MR_POINTWISE):
+        out = np.full((1, 40, 17, 19), np.nan, np.float32)          # a tile left out stays nan
+        cb.blocked_conv2d_bias_into(x, cb.pack_weights(w, 1, rows), cb.pack_bias(np.zeros(40), 1, rows), 0, out, 0,
+                                    out, 1, 1, 0, 0, 0, 0, 1, 1)
+        close(out, reference(x, w, (1, 1), ((0, 0), (0, 0)), (1, 1)))
 
 
 def test_conv_blocked_adds_a_residual_where_it_writes_in_place():
