@@ -2,9 +2,9 @@
 reference: hand-picked shapes that reach each of its cases (stride phases, dilation, asymmetric
 pads, groups, channels that do not fill the blocks of 16 inputs and 32 outputs, planes whose
 positions are not a multiple of a tile's 12 or 14, a batch), random ones (hypothesis), its bias,
-residual and relu, infs and nans; the residual in conv_blocked's 1x1 kernel; and the lowering:
-which kernel a convolution gets, conv_blocked's 1x1 tiles in runs, and a residual block's conv + batch norm + add + relu as one
-call of either."""
+residual and relu, infs and nans; its input copy; the residual in conv_blocked's 1x1 kernel and
+that kernel's tiles in runs; and the lowering: which kernel a convolution gets, and a residual
+block's conv + batch norm + add + relu as one call of either."""
 import numpy as np
 import pytest
 from hypothesis import given, settings
