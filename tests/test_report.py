@@ -101,6 +101,25 @@ def test_profile_and_memory_plan(step):
     assert d["exact"]
 
 
+def test_the_profile_replays_a_training_step_on_copies_from_the_same_start(step):
+    """The step updates W in place: the profile's calls run on copies of the variables, put back
+    to their values before each call, and one set of buffers (as the runtime's)."""
+    import numpy as np
+    from graphc.view import profile as prof
+    from graphc.view.report import _compiled
+    fn, data = step
+    c, feeds = _compiled(fn, data)
+    before = [np.array(fn.graph.store[v]) for v in c.var_nodes]
+    args, restore = prof.step_arguments(fn, c, feeds)
+    copies = args[len(feeds):len(feeds) + len(c.var_nodes)]
+    c.step(*args)
+    assert any(not np.array_equal(a.reshape(b.shape), b) for a, b in zip(copies, before))   # it trained
+    restore()
+    assert all(np.array_equal(a.reshape(b.shape), b) for a, b in zip(copies, before))
+    prof.profile(fn, c, feeds, repeat=2)
+    assert all(np.array_equal(np.array(fn.graph.store[v]), b) for v, b in zip(c.var_nodes, before))
+
+
 def test_page_without_graphviz_says_how_to_install(page_without_dot):
     html = without_user_code(page_without_dot[1])
     assert 'id="graphviz-note"' in html and "apt-get install graphviz" in html
